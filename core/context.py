@@ -1,0 +1,196 @@
+"""TaskContext: what a handler sees of the engine while it runs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from core.errors import Interrupted, InvalidArgument
+from core.types import JSON
+
+if TYPE_CHECKING:
+    from core.engine import _Run
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+MAX_LOG_MESSAGE = 8192
+MAX_CHECKPOINT_BYTES = 1 << 20
+
+# Anything that looks like a credential is masked before a log line is stored.
+_SECRET = re.compile(
+    r"(?i)((?:password|passwd|secret|token|api[_-]?key|access[_-]?key|authorization)"
+    r"[\"']?\s*[:=]\s*[\"']?)([^\s\"',;&]+)"
+    r"|(?i:(bearer|basic)\s+)([A-Za-z0-9._~+/=-]{8,})"
+    r"|(AKIA[0-9A-Z]{16})"
+)
+
+
+def redact(message: str) -> str:
+    def mask(m: re.Match[str]) -> str:
+        if m.group(1):
+            return m.group(1) + "***"
+        if m.group(3):
+            return m.group(3) + " ***"
+        return "***"
+
+    return _SECRET.sub(mask, message)
+
+
+class TaskContext:
+    """Passed to every handler. Async methods for loop handlers; see SyncTaskContext."""
+
+    __slots__ = ("_run",)
+
+    def __init__(self, run: _Run) -> None:
+        self._run = run
+
+    # -- identity -----------------------------------------------------------------------
+
+    @property
+    def id(self) -> int:
+        return self._run.task.id
+
+    @property
+    def kind(self) -> str:
+        return self._run.task.kind
+
+    @property
+    def payload(self) -> JSON:
+        return self._run.payload
+
+    @property
+    def attempt(self) -> int:
+        """1-based; counts executions that ended in a retryable failure, plus one."""
+        return self._run.task.attempt
+
+    @property
+    def max_retries(self) -> int:
+        return self._run.policy.max_retries
+
+    @property
+    def priority(self) -> int:
+        return self._run.task.priority
+
+    @property
+    def parent_id(self) -> int | None:
+        return self._run.task.parent_id
+
+    @property
+    def schedule_id(self) -> int | None:
+        return self._run.schedule_id
+
+    @property
+    def resume_data(self) -> JSON:
+        """The last checkpoint, after a pause, preemption, stop or crash; else None."""
+        return self._run.checkpoint
+
+    # -- reporting ----------------------------------------------------------------------
+
+    def progress(
+        self,
+        fraction: float | None = None,
+        message: str | None = None,
+        done: int | None = None,
+        total: int | None = None,
+    ) -> None:
+        """Report progress: a fraction in 0..1, and/or bytes or items `done` of `total`."""
+        if fraction is not None:
+            if not isinstance(fraction, int | float) or math.isnan(fraction):
+                raise InvalidArgument(f"fraction: must be a number in 0..1, got {fraction!r}")
+            fraction = min(1.0, max(0.0, float(fraction)))
+        for name, value in (("done", done), ("total", total)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise InvalidArgument(f"{name}: must be an int >= 0, got {value!r}")
+        self._run.engine._report_progress(self._run, fraction, message, done, total)
+
+    def record_io(self, read: int = 0, written: int = 0, sent: int = 0, received: int = 0) -> None:
+        """Add bytes this task actually moved (disk read/written, network sent/received)."""
+        io = self._run.io
+        io[0] += read
+        io[1] += written
+        io[2] += sent
+        io[3] += received
+
+    def log(self, message: str, level: str = "info") -> None:
+        """Append a line to this task's log (kept with the task; credentials are masked)."""
+        if level not in LOG_LEVELS:
+            raise InvalidArgument(f"level: must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
+        text = redact(str(message))
+        if len(text) > MAX_LOG_MESSAGE:
+            text = text[:MAX_LOG_MESSAGE] + " …[truncated]"
+        self._run.engine._append_log(self._run.task.id, level, text)
+
+    async def checkpoint(self, data: JSON) -> None:
+        """Persist resume data; returns once it is committed."""
+        text = _checkpoint_json(data)
+        await self._run.engine._save_checkpoint(self._run, data, text)
+
+    # -- interruption -------------------------------------------------------------------
+
+    @property
+    def interrupted(self) -> bool:
+        """True once the task is being paused, preempted, cancelled or stopped."""
+        return self._run.interrupt is not None
+
+    async def yield_point(self) -> None:
+        """Let other tasks run; raises Interrupted if this task is being stopped."""
+        if self._run.interrupt is not None:
+            raise Interrupted(self._run.interrupt)
+        await asyncio.sleep(0)
+
+
+def _checkpoint_json(data: JSON) -> str:
+    try:
+        text = json.dumps(data, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise InvalidArgument(f"checkpoint: not JSON-serialisable: {e}") from e
+    if len(text.encode()) > MAX_CHECKPOINT_BYTES:
+        raise InvalidArgument(f"checkpoint: {len(text.encode())} bytes, more than 1 MiB")
+    return text
+
+
+class SyncTaskContext:
+    """The same surface for handlers that run in a thread: plain methods, no awaits."""
+
+    def __init__(self, ctx: TaskContext, loop: asyncio.AbstractEventLoop) -> None:
+        self._ctx = ctx
+        self._loop = loop
+
+    def __getattr__(self, name: str) -> Any:
+        # identity properties read plain attributes: safe from any thread
+        if name in ("id", "kind", "payload", "attempt", "max_retries", "priority", "parent_id",
+                    "schedule_id", "resume_data", "interrupted"):  # fmt: skip
+            return getattr(self._ctx, name)
+        raise AttributeError(name)
+
+    def _call(self, fn: Callable[..., Any], *args: Any) -> None:
+        self._loop.call_soon_threadsafe(fn, *args)
+
+    def progress(
+        self,
+        fraction: float | None = None,
+        message: str | None = None,
+        done: int | None = None,
+        total: int | None = None,
+    ) -> None:
+        self._call(self._ctx.progress, fraction, message, done, total)
+
+    def record_io(self, read: int = 0, written: int = 0, sent: int = 0, received: int = 0) -> None:
+        self._call(self._ctx.record_io, read, written, sent, received)
+
+    def log(self, message: str, level: str = "info") -> None:
+        if level not in LOG_LEVELS:
+            raise InvalidArgument(f"level: must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
+        self._call(self._ctx.log, message, level)
+
+    def checkpoint(self, data: JSON) -> None:
+        _checkpoint_json(data)  # raise in the caller's thread
+        asyncio.run_coroutine_threadsafe(self._ctx.checkpoint(data), self._loop).result()
+
+    def yield_point(self) -> None:
+        run = self._ctx._run
+        if run.interrupt is not None:
+            raise Interrupted(run.interrupt)

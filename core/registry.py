@@ -1,0 +1,118 @@
+"""Registered kinds: a handler and the defaults its tasks get."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from core.errors import InvalidArgument
+from core.types import DEFAULT_RETRY, IoBudget, KindInfo, Priority, RetryPolicy, RunIn
+from core.validation import check_kind, check_priority
+
+Handler = Callable[..., Any]
+RUN_IN = ("loop", "thread", "process")
+
+
+@dataclass(frozen=True, slots=True)
+class KindSpec:
+    handler: Handler
+    info: KindInfo
+    finalize: Handler | None = None
+    cleanup: Callable[..., Awaitable[None]] | None = None
+
+
+def make_spec(
+    kind: str,
+    handler: Handler,
+    *,
+    priority: int = Priority.NORMAL,
+    retry: RetryPolicy | None = None,
+    timeout: float | None = None,
+    io: IoBudget | None = None,
+    group: str | None = None,
+    ttl: float | None = None,
+    finalize: Handler | None = None,
+    cleanup: Callable[..., Awaitable[None]] | None = None,
+    run_in: RunIn = "loop",
+    schema: Mapping[str, Any] | None = None,
+    description: str | None = None,
+) -> KindSpec:
+    try:
+        check_kind(kind)
+        check_priority(priority)
+    except ValueError as e:
+        raise InvalidArgument(str(e)) from e
+    if run_in not in RUN_IN:
+        raise InvalidArgument(f"run_in: must be one of {', '.join(RUN_IN)}, got {run_in!r}")
+    if not callable(handler):
+        raise InvalidArgument(f"handler for {kind!r}: must be callable, got {handler!r}")
+    is_async = inspect.iscoroutinefunction(handler)
+    if run_in == "loop" and not is_async:
+        raise InvalidArgument(
+            f"handler for {kind!r}: run_in='loop' needs an async function; "
+            "use run_in='thread' or 'process' for a plain (blocking) one"
+        )
+    if run_in != "loop" and is_async:
+        raise InvalidArgument(f"handler for {kind!r}: run_in={run_in!r} needs a plain function")
+    if cleanup is not None and not inspect.iscoroutinefunction(cleanup):
+        raise InvalidArgument(f"cleanup for {kind!r}: must be an async function")
+    if retry is not None and not isinstance(retry, RetryPolicy):
+        raise InvalidArgument(f"retry: must be a RetryPolicy, got {retry!r}")
+    if io is not None and not isinstance(io, IoBudget):
+        raise InvalidArgument(f"io: must be an IoBudget, got {io!r}")
+    for name, value in (("timeout", timeout), ("ttl", ttl)):
+        if value is not None and (not isinstance(value, int | float) or not value > 0):
+            raise InvalidArgument(f"{name}: must be a number of seconds > 0, got {value!r}")
+    if schema is not None:
+        from jsonschema import Draft202012Validator
+        from jsonschema.exceptions import SchemaError
+
+        try:
+            Draft202012Validator.check_schema(dict(schema))
+        except SchemaError as e:
+            raise InvalidArgument(f"schema for {kind!r}: {e.message}") from e
+    info = KindInfo(
+        kind=kind,
+        schema=dict(schema) if schema is not None else None,
+        description=description or (inspect.getdoc(handler) or "").split("\n")[0] or None,
+        priority=int(priority),
+        group=group,
+        retry=retry or DEFAULT_RETRY,
+        timeout=float(timeout) if timeout is not None else None,
+        ttl=float(ttl) if ttl is not None else None,
+        io=io,
+        run_in=run_in,
+    )
+    return KindSpec(handler=handler, info=info, finalize=finalize, cleanup=cleanup)
+
+
+def info_to_json(info: KindInfo) -> dict[str, Any]:
+    return {
+        "kind": info.kind,
+        "schema": info.schema,
+        "description": info.description,
+        "priority": info.priority,
+        "group": info.group,
+        "retry": info.retry.to_json(),
+        "timeout": info.timeout,
+        "ttl": info.ttl,
+        "io": info.io.to_json() if info.io else None,
+        "run_in": info.run_in,
+    }
+
+
+def info_from_json(data: Mapping[str, Any]) -> KindInfo:
+    return KindInfo(
+        kind=data["kind"],
+        schema=data.get("schema"),
+        description=data.get("description"),
+        priority=data.get("priority", Priority.NORMAL),
+        group=data.get("group"),
+        retry=RetryPolicy.from_json(data["retry"]) if data.get("retry") else DEFAULT_RETRY,
+        timeout=data.get("timeout"),
+        ttl=data.get("ttl"),
+        io=IoBudget.from_json(data["io"]) if data.get("io") else None,
+        run_in=data.get("run_in", "loop"),
+    )

@@ -1,0 +1,313 @@
+"""SQL for task rows and the event log. Functions here run inside a transaction opened by
+the Writer (or, for reads, on any connection); none of them commits."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.clock import from_ts
+from core.store.records import TASK_COLUMNS
+from core.store.writer import EventSink
+from core.types import (
+    ACTIVE_STATES,
+    JSON,
+    Event,
+    EventKind,
+    PauseReason,
+    SubmitOutcome,
+    SubmitResult,
+    TaskState,
+)
+
+ACTIVE_SQL = "('pending', 'blocked', 'running', 'waiting', 'paused')"
+TERMINAL_SQL = (
+    "('completed', 'failed', 'cancelled', 'expired', 'superseded', 'dependency_failed', 'skipped')"
+)
+
+
+def dumps(value: JSON) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def dumps_or_none(value: JSON) -> str | None:
+    return None if value is None else dumps(value)
+
+
+@dataclass(slots=True)
+class NewTask:
+    """A validated submission, ready to insert (seconds since the epoch for times)."""
+
+    kind: str
+    payload_json: str
+    priority: int
+    group: str | None
+    label: str | None
+    key: str | None
+    on_duplicate: str
+    parent_id: int | None
+    schedule_id: int | None
+    retry_of: int | None
+    max_retries: int | None
+    options_json: str | None
+    tags: dict[str, str] | None
+    created_at: float
+    run_at: float | None
+    expires_at: float | None
+    requeue_json: str | None = None  # the submission itself, for on_duplicate="requeue"
+
+
+@dataclass(slots=True)
+class SubmitEffects:
+    """What a batch of submissions did, beyond the results the caller sees."""
+
+    results: list[SubmitResult] = field(default_factory=list)
+    inserted: list[tuple[int, NewTask, int]] = field(default_factory=list)  # id, task, reasons
+    changed: list[int] = field(default_factory=list)  # existing tasks whose rows changed
+    interrupt: list[int] = field(default_factory=list)  # running tasks to stop as superseded
+
+
+_INSERT_TASK = (
+    "INSERT INTO tasks (kind, payload, state, pause_reasons, priority, grp, label, dedup_key, "
+    "parent_id, schedule_id, retry_of, max_retries, options, tags, created_at, run_at, expires_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_EVENT = "INSERT INTO events (at, kind, task_id, schedule_id, scope, data) VALUES (?, ?, ?, ?, ?, ?)"
+
+
+class TaskSql:
+    """Statements over tasks and events; events go to the sink for post-commit publishing."""
+
+    def __init__(self, sink: EventSink) -> None:
+        self.sink = sink
+
+    # -- events -------------------------------------------------------------------------
+
+    def emit(
+        self,
+        conn: sqlite3.Connection,
+        kind: EventKind,
+        at: float,
+        task_id: int | None = None,
+        data: dict[str, Any] | None = None,
+        *,
+        schedule_id: int | None = None,
+        scope: str | None = None,
+    ) -> None:
+        cur = conn.execute(
+            _INSERT_EVENT, (at, kind.value, task_id, schedule_id, scope, dumps(data) if data else None)
+        )
+        when = from_ts(at)
+        assert when is not None and cur.lastrowid is not None
+        self.sink.pending.append(
+            Event(seq=cur.lastrowid, at=when, kind=kind, task_id=task_id, schedule_id=schedule_id,
+                  scope=scope, data=data or {})
+        )  # fmt: skip
+
+    # -- submit -------------------------------------------------------------------------
+
+    def submit(
+        self,
+        conn: sqlite3.Connection,
+        tasks: Sequence[NewTask],
+        pause_mask: Callable[[str | None], int],
+    ) -> SubmitEffects:
+        """Insert (or deduplicate) each task in order; one call is one transaction's worth."""
+        fx = SubmitEffects()
+        plain: list[NewTask] = []
+        for t in tasks:
+            if t.key is None:
+                plain.append(t)
+                continue
+            if plain:
+                self._insert_many(conn, plain, pause_mask, fx)
+                plain = []
+            self._submit_keyed(conn, t, pause_mask, fx)
+        if plain:
+            self._insert_many(conn, plain, pause_mask, fx)
+        return fx
+
+    def _insert_one(self, conn: sqlite3.Connection, t: NewTask, mask: int) -> int:
+        state = TaskState.PAUSED if mask else TaskState.PENDING
+        cur = conn.execute(
+            _INSERT_TASK,
+            (t.kind, t.payload_json, state.value, mask, t.priority, t.group, t.label, t.key,
+             t.parent_id, t.schedule_id, t.retry_of, t.max_retries, t.options_json,
+             dumps(t.tags) if t.tags else None, t.created_at, t.run_at, t.expires_at),
+        )  # fmt: skip
+        task_id = cur.lastrowid
+        assert task_id is not None
+        if t.tags:
+            conn.executemany(
+                "INSERT INTO task_tags (task_id, name, value) VALUES (?, ?, ?)",
+                [(task_id, k, v) for k, v in t.tags.items()],
+            )
+        return task_id
+
+    def _insert_many(
+        self,
+        conn: sqlite3.Connection,
+        tasks: list[NewTask],
+        pause_mask: Callable[[str | None], int],
+        fx: SubmitEffects,
+    ) -> None:
+        masks = [pause_mask(t.group) for t in tasks]
+        if len(tasks) < 8:
+            for t, mask in zip(tasks, masks, strict=True):
+                task_id = self._insert_one(conn, t, mask)
+                self._submitted(conn, task_id, t, mask, fx)
+            return
+        # Bulk path: ids are consecutive inside our write transaction (AUTOINCREMENT, no
+        # other writer can interleave), so executemany can stand in for one insert each.
+        first = _next_task_id(conn)
+        conn.executemany(
+            _INSERT_TASK,
+            [
+                (t.kind, t.payload_json, "paused" if m else "pending", m, t.priority, t.group,
+                 t.label, t.key, t.parent_id, t.schedule_id, t.retry_of, t.max_retries,
+                 t.options_json, dumps(t.tags) if t.tags else None, t.created_at, t.run_at,
+                 t.expires_at)
+                for t, m in zip(tasks, masks, strict=True)
+            ],
+        )  # fmt: skip
+        last = _next_task_id(conn) - 1
+        if last - first + 1 != len(tasks):  # pragma: no cover - would mean a broken invariant
+            raise RuntimeError(f"bulk insert ids are not consecutive ({first}..{last} for {len(tasks)})")
+        tag_rows = [
+            (first + i, k, v) for i, t in enumerate(tasks) if t.tags for k, v in t.tags.items()
+        ]
+        if tag_rows:
+            conn.executemany("INSERT INTO task_tags (task_id, name, value) VALUES (?, ?, ?)", tag_rows)
+        at = tasks[0].created_at
+        conn.executemany(
+            _INSERT_EVENT,
+            [(at, "submitted", first + i, t.schedule_id, None, None) for i, t in enumerate(tasks)],
+        )
+        seq_last = conn.execute("SELECT max(seq) FROM events").fetchone()[0]
+        seq_first = seq_last - len(tasks) + 1
+        when = from_ts(at)
+        assert when is not None
+        for i, (t, m) in enumerate(zip(tasks, masks, strict=True)):
+            task_id = first + i
+            fx.results.append(SubmitResult(task_id, SubmitOutcome.INSERTED))
+            fx.inserted.append((task_id, t, m))
+            self.sink.pending.append(
+                Event(seq=seq_first + i, at=when, kind=EventKind.SUBMITTED, task_id=task_id,
+                      schedule_id=t.schedule_id)
+            )  # fmt: skip
+
+    def _submitted(
+        self, conn: sqlite3.Connection, task_id: int, t: NewTask, mask: int, fx: SubmitEffects
+    ) -> None:
+        self.emit(conn, EventKind.SUBMITTED, t.created_at, task_id, schedule_id=t.schedule_id)
+        fx.results.append(SubmitResult(task_id, SubmitOutcome.INSERTED))
+        fx.inserted.append((task_id, t, mask))
+
+    def _submit_keyed(
+        self,
+        conn: sqlite3.Connection,
+        t: NewTask,
+        pause_mask: Callable[[str | None], int],
+        fx: SubmitEffects,
+    ) -> None:
+        row = conn.execute(
+            "SELECT id, state, priority, pause_reasons FROM tasks WHERE kind = ? AND dedup_key = ? "
+            f"AND superseded_by IS NULL AND state IN {ACTIVE_SQL}",
+            (t.kind, t.key),
+        ).fetchone()
+        if row is None:
+            mask = pause_mask(t.group)
+            self._submitted(conn, self._insert_one(conn, t, mask), t, mask, fx)
+            return
+        old_id, old_state, old_priority, old_mask = row
+        policy = t.on_duplicate
+        now = t.created_at
+        if policy == "reject":
+            fx.results.append(SubmitResult(old_id, SubmitOutcome.REJECTED))
+            return
+        if policy == "supersede":
+            if old_state in ("pending", "paused", "blocked"):
+                mask = pause_mask(t.group) | (old_mask & PauseReason.USER)
+                conn.execute(
+                    "UPDATE tasks SET payload = ?, priority = ?, grp = ?, label = ?, options = ?, "
+                    "tags = ?, max_retries = ?, run_at = ?, expires_at = ?, attempt = 1, "
+                    "error = NULL, traceback = NULL, checkpoint = NULL, progress = NULL, "
+                    "progress_message = NULL, bytes_done = NULL, bytes_total = NULL, "
+                    "state = ?, pause_reasons = ?, requeue = NULL WHERE id = ?",
+                    (t.payload_json, t.priority, t.group, t.label, t.options_json,
+                     dumps(t.tags) if t.tags else None, t.max_retries, t.run_at, t.expires_at,
+                     "paused" if mask else "pending", mask, old_id),
+                )  # fmt: skip
+                conn.execute("DELETE FROM task_tags WHERE task_id = ?", (old_id,))
+                if t.tags:
+                    conn.executemany(
+                        "INSERT INTO task_tags (task_id, name, value) VALUES (?, ?, ?)",
+                        [(old_id, k, v) for k, v in t.tags.items()],
+                    )
+                self.emit(conn, EventKind.SUPERSEDED, now, old_id, {"in_place": True})
+                fx.results.append(SubmitResult(old_id, SubmitOutcome.SUPERSEDED))
+                fx.changed.append(old_id)
+                return
+            # Running or waiting: release the key, insert the replacement, stop the old one.
+            conn.execute("UPDATE tasks SET superseded_by = -1 WHERE id = ?", (old_id,))
+            mask = pause_mask(t.group)
+            new_id = self._insert_one(conn, t, mask)
+            conn.execute("UPDATE tasks SET superseded_by = ? WHERE id = ?", (new_id, old_id))
+            self._submitted(conn, new_id, t, mask, fx)
+            fx.results[-1] = SubmitResult(new_id, SubmitOutcome.SUPERSEDED)
+            fx.interrupt.append(old_id)
+            return
+        if policy == "requeue" and old_state == "running":
+            conn.execute("UPDATE tasks SET requeue = ? WHERE id = ?", (t.requeue_json, old_id))
+            self.emit(conn, EventKind.REQUEUED, now, old_id)
+            fx.results.append(SubmitResult(old_id, SubmitOutcome.REQUEUED))
+            return
+        # skip (and requeue of a task that is not running): upgrade a more urgent duplicate
+        if old_state in ("pending", "paused") and t.priority < old_priority:
+            conn.execute("UPDATE tasks SET priority = ? WHERE id = ?", (t.priority, old_id))
+            self.emit(
+                conn, EventKind.PRIORITY_CHANGED, now, old_id,
+                {"old": old_priority, "new": t.priority, "reason": "duplicate submitted"},
+            )  # fmt: skip
+            fx.results.append(SubmitResult(old_id, SubmitOutcome.UPGRADED))
+            fx.changed.append(old_id)
+            return
+        fx.results.append(SubmitResult(old_id, SubmitOutcome.DUPLICATE))
+
+    # -- reads used by the engine ---------------------------------------------------------
+
+    def load_active(self, conn: sqlite3.Connection, ids: Iterable[int] | None = None) -> list[tuple[Any, ...]]:
+        """Dispatch fields of active tasks: (id, kind, priority, pos, grp, state, reasons,
+        run_at, expires_at, parent_id, started, label, attempt)."""
+        sql = (
+            "SELECT id, kind, priority, coalesce(position, id), grp, state, pause_reasons, run_at, "
+            "expires_at, parent_id, started_at IS NOT NULL, label, attempt FROM tasks "
+            f"WHERE state IN {ACTIVE_SQL}"
+        )
+        if ids is None:
+            return conn.execute(sql).fetchall()
+        out: list[tuple[Any, ...]] = []
+        id_list = list(ids)
+        for i in range(0, len(id_list), 500):
+            chunk = id_list[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            out += conn.execute(sql + f" AND id IN ({marks})", chunk).fetchall()
+        return out
+
+    def get_row(self, conn: sqlite3.Connection, task_id: int) -> tuple[Any, ...] | None:
+        row: tuple[Any, ...] | None = conn.execute(
+            f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?", (task_id,)
+        ).fetchone()
+        return row
+
+
+def _next_task_id(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'tasks'").fetchone()
+    return (row[0] if row else 0) + 1
+
+
+def active_state_values() -> frozenset[str]:
+    return frozenset(s.value for s in ACTIVE_STATES)

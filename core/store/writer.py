@@ -1,0 +1,285 @@
+"""Write transactions: inline on the loop thread while they are short, shared commits on
+a worker thread while a long operation (or a FULL-durability fsync) holds the connection.
+
+Every operation is a function of the connection. Operations queued together run in one
+`BEGIN IMMEDIATE ... COMMIT`, each inside a savepoint so one failing operation rolls back
+alone. Nobody is told an operation is done before its commit: futures resolve and
+callbacks run only after COMMIT returns, in the order the operations were queued, and the
+events the operations wrote are published then (see `EventSink`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from core.errors import EngineClosed
+from core.types import Event
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Op = Callable[[sqlite3.Connection], T]
+
+# The loop thread never waits long for the write lock: if a client in another process
+# holds it, the work moves to the worker thread, which waits as long as it takes.
+INLINE_BUSY_MS = 20
+THREAD_BUSY_SECONDS = 60.0
+
+
+@dataclass(slots=True)
+class _Queued(Generic[T]):
+    fn: Op[T]
+    future: asyncio.Future[T] | None = None
+    callback: Callable[[T | None, BaseException | None], None] | None = None
+    long: bool = False
+    events: list[Event] = field(default_factory=list)
+    result: Any = None
+    error: BaseException | None = None
+
+
+class EventSink:
+    """Collects the events operations write; the writer publishes them after commit."""
+
+    def __init__(self) -> None:
+        self.pending: list[Event] = []
+
+
+class Writer:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        sink: EventSink,
+        publish: Callable[[list[Event]], None],
+        always_threaded: bool = False,
+        can_thread: bool = True,
+    ) -> None:
+        self._conn = conn
+        self._sink = sink
+        self._publish = publish
+        self._always_threaded = always_threaded and can_thread
+        self._can_thread = can_thread
+        self._queue: list[_Queued[Any]] = []
+        self._busy = False  # a batch is running on the worker thread
+        self._closed = False
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="taskdeck-writer") if can_thread else None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._idle = threading.Event()
+        self._idle.set()
+        conn.execute(f"PRAGMA busy_timeout = {INLINE_BUSY_MS}")
+        self.commits = 0
+
+    # -- queueing ---------------------------------------------------------------------
+
+    def enqueue(
+        self,
+        fn: Op[T],
+        callback: Callable[[T | None, BaseException | None], None] | None = None,
+    ) -> None:
+        """Queue `fn` for the next commit; `callback(result, error)` runs after it."""
+        if self._closed:
+            raise EngineClosed("the database is closed")
+        self._queue.append(_Queued(fn, callback=callback))
+
+    async def run(self, fn: Op[T], *, long: bool = False) -> T:
+        """Run `fn` in a transaction and return its result once committed."""
+        if self._closed:
+            raise EngineClosed("the database is closed")
+        if not long and not self._busy and not self._always_threaded:
+            self._queue.append(item := _Queued(fn))
+            self._commit_inline()
+            if item.future is not None:  # moved to the thread (the write lock was busy)
+                return await item.future
+            if item.error is not None:
+                raise item.error
+            return item.result  # type: ignore[no-any-return]
+        loop = self._get_loop()
+        fut: asyncio.Future[T] = loop.create_future()
+        self._queue.append(_Queued(fn, future=fut, long=long and self._can_thread))
+        self.flush()
+        return await fut
+
+    def flush(self) -> None:
+        """Commit what is queued now (inline) or hand it to the worker thread."""
+        if not self._queue or self._busy:
+            return
+        if self._always_threaded or any(q.long for q in self._queue):
+            self._start_thread_batch()
+        else:
+            self._commit_inline()
+
+    @property
+    def has_pending(self) -> bool:
+        return bool(self._queue)
+
+    # -- inline path ------------------------------------------------------------------
+
+    def _commit_inline(self) -> None:
+        batch, self._queue = self._queue, []
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) and "busy" not in str(e) or not self._can_thread:
+                raise
+            # Another process holds the write lock: wait for it on the thread instead.
+            loop = self._get_loop()
+            for q in batch:
+                if q.future is None and q.callback is None:
+                    q.future = loop.create_future()
+            self._queue = batch + self._queue
+            self._start_thread_batch()
+            return
+        outcomes = self._execute(batch)
+        try:
+            self._conn.execute("COMMIT")
+        except BaseException as e:
+            self._rollback()
+            self._sink.pending.clear()
+            outcomes = [(None, e) for _ in batch]
+        self.commits += 1
+        self._deliver(batch, outcomes)
+
+    # -- thread path ------------------------------------------------------------------
+
+    def _start_thread_batch(self) -> None:
+        assert self._executor is not None
+        batch, self._queue = self._queue, []
+        loop = self._get_loop()
+        for q in batch:
+            if q.future is None and q.callback is None:
+                q.future = loop.create_future()
+        self._busy = True
+        self._idle.clear()
+
+        def work() -> None:
+            try:
+                outcomes = self._run_batch_blocking(batch)
+            except BaseException as e:  # pragma: no cover - defensive
+                outcomes = [(None, e) for _ in batch]
+            try:
+                loop.call_soon_threadsafe(self._thread_done, batch, outcomes)
+            except RuntimeError:  # loop closed while we ran
+                self._idle.set()
+
+        self._executor.submit(work)
+
+    def _run_batch_blocking(self, batch: list[_Queued[Any]]) -> list[tuple[Any, BaseException | None]]:
+        deadline = time.monotonic() + THREAD_BUSY_SECONDS
+        while True:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                break
+            except sqlite3.OperationalError as e:
+                if ("locked" not in str(e) and "busy" not in str(e)) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.005)
+        outcomes = self._execute(batch)
+        try:
+            self._conn.execute("COMMIT")
+        except BaseException as e:
+            self._rollback()
+            self._sink.pending.clear()
+            return [(None, e) for _ in batch]
+        self.commits += 1
+        return outcomes
+
+    def _thread_done(self, batch: list[_Queued[Any]], outcomes: list[tuple[Any, BaseException | None]]) -> None:
+        self._busy = False
+        self._idle.set()
+        self._deliver(batch, outcomes)
+        self.flush()
+
+    # -- shared -----------------------------------------------------------------------
+
+    def _execute(self, batch: list[_Queued[Any]]) -> list[tuple[Any, BaseException | None]]:
+        """Run a batch inside the open transaction. Operations from `run` (which may fail on
+        bad input) get a savepoint each when they share the batch; the engine's own
+        operations from `enqueue` do not: if one of them fails, the whole batch fails."""
+        conn = self._conn
+        sink = self._sink.pending
+        outcomes: list[tuple[Any, BaseException | None]] = []
+        shared = len(batch) > 1
+        for q in batch:
+            mark = len(sink)
+            isolate = shared and q.callback is None
+            if isolate:
+                conn.execute("SAVEPOINT op")
+            try:
+                result = q.fn(conn)
+            except BaseException as e:
+                if not isolate:
+                    del sink[:]
+                    self._rollback()
+                    conn.execute("BEGIN IMMEDIATE")
+                    if shared:
+                        return [(None, e) for _ in batch]
+                    outcomes.append((None, e))
+                    continue
+                conn.execute("ROLLBACK TO op")
+                conn.execute("RELEASE op")
+                del sink[mark:]
+                outcomes.append((None, e))
+                continue
+            if isolate:
+                conn.execute("RELEASE op")
+            if len(sink) > mark:
+                q.events = sink[mark:]
+            outcomes.append((result, None))
+        sink.clear()
+        return outcomes
+
+    def _rollback(self) -> None:
+        try:
+            self._conn.execute("ROLLBACK")
+        except sqlite3.OperationalError:
+            pass  # no transaction was active
+
+    def _deliver(self, batch: list[_Queued[Any]], outcomes: list[tuple[Any, BaseException | None]]) -> None:
+        events = [ev for q in batch if q.events for ev in q.events]
+        if events:
+            self._publish(events)
+        for q, (result, err) in zip(batch, outcomes, strict=True):
+            if q.callback is not None:
+                try:
+                    q.callback(result, err)
+                except Exception:
+                    logger.exception("error in a post-commit callback")
+            elif q.future is not None:
+                if q.future.done():
+                    continue
+                if err is not None:
+                    q.future.set_exception(err)
+                else:
+                    q.future.set_result(result)
+            else:
+                q.error = err
+                q.result = result
+
+    def _get_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        return self._loop
+
+    def wait_idle_blocking(self, timeout: float) -> bool:
+        return self._idle.wait(timeout)
+
+    async def drain(self) -> None:
+        """Commit everything queued and wait for the worker thread to finish."""
+        while self._queue or self._busy:
+            if self._busy:
+                await asyncio.sleep(0.001)
+            else:
+                self.flush()
+
+    def close(self) -> None:
+        self._closed = True
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)

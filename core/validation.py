@@ -1,0 +1,210 @@
+"""Turning submit() arguments into a NewTask row, or an InvalidSubmission naming the field.
+Shared by Engine and Client so both refuse exactly the same input."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from core.errors import InvalidSubmission
+from core.store.tasks import NewTask, dumps
+from core.types import DEFAULT_RETRY, JSON, IoBudget, KindInfo, Priority, RetryPolicy, Submission
+
+MAX_PAYLOAD_BYTES = 1 << 20
+MAX_KEY_BYTES = 256
+MAX_TAGS = 32
+MAX_TAG_KEY_BYTES = 64
+MAX_TAG_VALUE_BYTES = 256
+MAX_LABEL_CHARS = 1024
+MAX_GROUP_BYTES = 256
+MAX_KIND_BYTES = 128
+DUPLICATE_POLICIES = ("skip", "supersede", "reject", "requeue")
+DEPENDENCY_POLICIES = ("cancel", "ignore")
+
+_validators: dict[str, Any] = {}
+
+
+def check_priority(value: object, field: str = "priority") -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidSubmission(field, f"must be an int in 0..255 (or a Priority), got {value!r}")
+    if not 0 <= value <= 255:
+        raise InvalidSubmission(field, f"must be in 0..255 (lower is more urgent), got {value}")
+    return int(value)
+
+
+def check_seconds(field: str, value: object, *, positive: bool = True) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidSubmission(field, f"must be a number of seconds, got {value!r}")
+    v = float(value)
+    if math.isnan(v) or math.isinf(v):
+        raise InvalidSubmission(field, f"must be finite, got {value!r}")
+    if v < 0 or (positive and v == 0):
+        raise InvalidSubmission(field, f"must be {'> 0' if positive else '>= 0'}, got {value!r}")
+    return v
+
+
+def check_kind(kind: object) -> str:
+    if not isinstance(kind, str) or not kind.strip():
+        raise InvalidSubmission("kind", f"must be a non-empty string, got {kind!r}")
+    if len(kind.encode()) > MAX_KIND_BYTES:
+        raise InvalidSubmission("kind", f"must be at most {MAX_KIND_BYTES} bytes")
+    return kind
+
+
+def _check_text(field: str, value: object, max_bytes: int) -> str:
+    if not isinstance(value, str):
+        raise InvalidSubmission(field, f"must be a string, got {type(value).__name__}")
+    if len(value.encode()) > max_bytes:
+        raise InvalidSubmission(field, f"must be at most {max_bytes} bytes, got {len(value.encode())}")
+    return value
+
+
+def encode_payload(payload: JSON) -> str:
+    try:
+        text = dumps(payload)
+    except (TypeError, ValueError) as e:
+        raise InvalidSubmission("payload", f"not JSON-serialisable: {e}") from e
+    size = len(text.encode())
+    if size > MAX_PAYLOAD_BYTES:
+        raise InvalidSubmission("payload", f"{size} bytes encoded, more than the 1 MiB limit")
+    return text
+
+
+def check_schema(kind: str, schema: Mapping[str, Any] | None, payload: JSON) -> None:
+    if not schema:
+        return
+    validator = _validators.get(kind)
+    if validator is None or validator.schema != schema:
+        from jsonschema import Draft202012Validator
+
+        validator = Draft202012Validator(dict(schema))
+        _validators[kind] = validator
+    errors = sorted(validator.iter_errors(payload), key=lambda e: (len(e.path), e.path))
+    if errors:
+        err = errors[0]
+        path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.path)
+        raise InvalidSubmission(f"payload{path}", err.message)
+
+
+def check_tags(tags: object) -> dict[str, str] | None:
+    if tags is None:
+        return None
+    if not isinstance(tags, Mapping):
+        raise InvalidSubmission("tags", f"must be a mapping of str to str, got {type(tags).__name__}")
+    if len(tags) > MAX_TAGS:
+        raise InvalidSubmission("tags", f"at most {MAX_TAGS} pairs, got {len(tags)}")
+    out: dict[str, str] = {}
+    for k, v in tags.items():
+        if not isinstance(k, str) or not k:
+            raise InvalidSubmission("tags", f"keys must be non-empty strings, got {k!r}")
+        _check_text(f"tags[{k!r}]", k, MAX_TAG_KEY_BYTES)
+        _check_text(f"tags[{k!r}]", v, MAX_TAG_VALUE_BYTES)
+        out[k] = v
+    return out or None
+
+
+def new_task(
+    sub: Submission,
+    *,
+    info: KindInfo | None,
+    now: float,
+    schedule_id: int | None = None,
+    retry_of: int | None = None,
+) -> NewTask:
+    """Validate one submission against its kind's defaults and schema."""
+    kind = check_kind(sub.kind)
+    payload_json = encode_payload(sub.payload)
+    if info is not None:
+        check_schema(kind, info.schema, json.loads(payload_json) if info.schema else None)
+    priority = check_priority(
+        sub.priority if sub.priority is not None else (info.priority if info else Priority.NORMAL)
+    )
+    key = sub.key
+    if key is not None:
+        if not isinstance(key, str) or not key:
+            raise InvalidSubmission("key", f"must be a non-empty string, got {key!r}")
+        _check_text("key", key, MAX_KEY_BYTES)
+    if sub.on_duplicate not in DUPLICATE_POLICIES:
+        raise InvalidSubmission("on_duplicate", f"must be one of {', '.join(DUPLICATE_POLICIES)}, got {sub.on_duplicate!r}")
+    if sub.on_dependency_failure not in DEPENDENCY_POLICIES:
+        raise InvalidSubmission(
+            "on_dependency_failure",
+            f"must be one of {', '.join(DEPENDENCY_POLICIES)}, got {sub.on_dependency_failure!r}",
+        )
+    if sub.depends_on:
+        raise InvalidSubmission("depends_on", "dependencies between tasks are not supported yet")
+    if sub.parent is not None:
+        raise InvalidSubmission("parent", "child tasks are not supported yet")
+    group = sub.group if sub.group is not None else (info.group if info else None)
+    if group is not None:
+        if not group:
+            raise InvalidSubmission("group", "must be a non-empty string or None")
+        _check_text("group", group, MAX_GROUP_BYTES)
+    label = sub.label
+    if label is not None:
+        if not isinstance(label, str):
+            raise InvalidSubmission("label", f"must be a string, got {type(label).__name__}")
+        if len(label) > MAX_LABEL_CHARS:
+            raise InvalidSubmission("label", f"must be at most {MAX_LABEL_CHARS} characters")
+    tags = check_tags(sub.tags)
+    if sub.run_at is not None and sub.delay is not None:
+        raise InvalidSubmission("run_at", "give run_at or delay, not both")
+    run_at: float | None = None
+    if sub.run_at is not None:
+        if not isinstance(sub.run_at, datetime):
+            raise InvalidSubmission("run_at", f"must be a datetime, got {type(sub.run_at).__name__}")
+        if sub.run_at.tzinfo is None or sub.run_at.utcoffset() is None:
+            raise InvalidSubmission("run_at", "must be timezone-aware (naive datetimes are ambiguous)")
+        run_at = sub.run_at.timestamp()
+    elif sub.delay is not None:
+        run_at = now + check_seconds("delay", sub.delay, positive=False)
+    options: dict[str, Any] = {}
+    if sub.retry is not None:
+        if not isinstance(sub.retry, RetryPolicy):
+            raise InvalidSubmission("retry", f"must be a RetryPolicy, got {type(sub.retry).__name__}")
+        options["retry"] = sub.retry.to_json()
+    policy = sub.retry or (info.retry if info else DEFAULT_RETRY)
+    if sub.timeout is not None:
+        options["timeout"] = check_seconds("timeout", sub.timeout)
+    elif info is not None and info.timeout is not None:
+        options["timeout"] = info.timeout
+    ttl = sub.ttl if sub.ttl is not None else (info.ttl if info else None)
+    expires_at = None
+    if ttl is not None:
+        options["ttl"] = check_seconds("ttl", ttl)
+        expires_at = now + options["ttl"]
+    if sub.io is not None:
+        if not isinstance(sub.io, IoBudget):
+            raise InvalidSubmission("io", f"must be an IoBudget, got {type(sub.io).__name__}")
+        options["io"] = sub.io.to_json()
+    if not isinstance(sub.fail_fast, bool):
+        raise InvalidSubmission("fail_fast", f"must be a bool, got {sub.fail_fast!r}")
+    if not sub.fail_fast:
+        options["fail_fast"] = False
+    if sub.on_dependency_failure != "cancel":
+        options["on_dependency_failure"] = sub.on_dependency_failure
+    requeue_json = None
+    if sub.on_duplicate == "requeue":
+        requeue_json = dumps({"payload": json.loads(payload_json), "priority": priority})
+    return NewTask(
+        kind=kind,
+        payload_json=payload_json,
+        priority=priority,
+        group=group,
+        label=label,
+        key=key,
+        on_duplicate=sub.on_duplicate,
+        parent_id=None,
+        schedule_id=schedule_id,
+        retry_of=retry_of,
+        max_retries=policy.max_retries,
+        options_json=dumps(options) if options else None,
+        tags=tags,
+        created_at=now,
+        run_at=run_at,
+        expires_at=expires_at,
+        requeue_json=requeue_json,
+    )
