@@ -401,10 +401,13 @@ class Client:
     def last_seq(self) -> int:
         return self._db.read(q.last_event_seq)
 
-    async def events(self, since: int | None = None) -> AsyncIterator[Event]:
-        """Persisted events as they are committed (polled a few times a second)."""
+    def events(self, since: int | None = None) -> AsyncIterator[Event]:
+        """Persisted events as they are committed (polled a few times a second); without
+        `since`, those committed after this call."""
         self._check_open()
-        cursor = self.last_seq() if since is None else since
+        return self._follow(self.last_seq() if since is None else since)
+
+    async def _follow(self, cursor: int) -> AsyncIterator[Event]:
         conn = self._db.reader
         version = None
         while not self._closed:

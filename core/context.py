@@ -20,23 +20,24 @@ MAX_LOG_MESSAGE = 8192
 MAX_CHECKPOINT_BYTES = 1 << 20
 
 # Anything that looks like a credential is masked before a log line is stored.
-_SECRET = re.compile(
-    r"(?i)((?:password|passwd|secret|token|api[_-]?key|access[_-]?key|authorization)"
-    r"[\"']?\s*[:=]\s*[\"']?)([^\s\"',;&]+)"
-    r"|(?i:(bearer|basic)\s+)([A-Za-z0-9._~+/=-]{8,})"
-    r"|(AKIA[0-9A-Z]{16})"
+_AUTH_HEADER = re.compile(
+    r"(?i)\b((?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?)(?:(bearer|basic|token|digest)\s+)?[^\s\"',;&]+"
 )
+_REDACTIONS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"(?i)\b((?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|secret[_-]?key"
+                r"|session[_-]?token|aws_secret_access_key)[\"']?\s*[:=]\s*[\"']?)[^\s\"',;&]+"), r"\1***"),
+    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 ***"),
+    (re.compile(r"\bAKIA[0-9A-Z]{16}\b"), "***"),
+    (re.compile(r"\b([a-z][a-z0-9+.-]*://)[^/\s:@]+:[^/\s@]+@"), r"\1***:***@"),
+)  # fmt: skip
 
 
 def redact(message: str) -> str:
-    def mask(m: re.Match[str]) -> str:
-        if m.group(1):
-            return m.group(1) + "***"
-        if m.group(3):
-            return m.group(3) + " ***"
-        return "***"
-
-    return _SECRET.sub(mask, message)
+    """Mask passwords, tokens, keys and URL credentials in a log line."""
+    message = _AUTH_HEADER.sub(lambda m: m.group(1) + (f"{m.group(2)} " if m.group(2) else "") + "***", message)
+    for pattern, replacement in _REDACTIONS:
+        message = pattern.sub(replacement, message)
+    return message
 
 
 class TaskContext:

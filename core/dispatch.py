@@ -8,6 +8,7 @@ and never blocks the tasks behind it (no head-of-line blocking)."""
 from __future__ import annotations
 
 import heapq
+import itertools
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
@@ -82,9 +83,10 @@ class ReadyQueue:
     def __init__(self) -> None:
         self._lanes: dict[LaneKey, list[_Entry]] = {}
         self.count = 0
+        self._seq = itertools.count(1)  # entries never tie, so tasks are never compared
 
     def push(self, t: MirrorTask) -> None:
-        t.ver += 1
+        t.ver = next(self._seq)
         if not t.in_ready:
             t.in_ready = True
             self.count += 1
@@ -97,7 +99,7 @@ class ReadyQueue:
         """Take `t` out (lazily: its heap entry goes stale)."""
         if t.in_ready:
             t.in_ready = False
-            t.ver += 1
+            t.ver = 0
             self.count -= 1
 
     def _head(self, key: LaneKey, lane: list[_Entry]) -> MirrorTask | None:

@@ -335,12 +335,16 @@ class Engine:
         """Put a task row (from load_active) into the mirror and, if ready, the queue."""
         id_, kind, priority, pos, grp, state, reasons, run_at, expires_at, parent_id, started, label, attempt = row
         t = self._tasks.get(id_)
-        if t is not None:
+        if t is None:
+            t = MirrorTask(id_, kind, priority, float(pos), grp, state, reasons, run_at, expires_at,
+                           parent_id, bool(started), label, attempt)  # fmt: skip
+            self._tasks[id_] = t
+        else:  # refreshed: the row changed behind the mirror's back
             self._ready.discard(t)
             self._cancel_timers(t)
-        t = MirrorTask(id_, kind, priority, float(pos), grp, state, reasons, run_at, expires_at,
-                       parent_id, bool(started), label, attempt)  # fmt: skip
-        self._tasks[id_] = t
+            t.kind, t.priority, t.pos, t.group, t.state, t.reasons = kind, priority, float(pos), grp, state, reasons
+            t.run_at, t.expires_at, t.parent_id, t.started, t.label, t.attempt = (
+                run_at, expires_at, parent_id, bool(started), label, attempt)  # fmt: skip
         if state == TaskState.PENDING:
             self._make_pending(t)
         if expires_at is not None and not t.started and state != TaskState.RUNNING:

@@ -48,7 +48,9 @@ def make_spec(
         raise InvalidArgument(f"run_in: must be one of {', '.join(RUN_IN)}, got {run_in!r}")
     if not callable(handler):
         raise InvalidArgument(f"handler for {kind!r}: must be callable, got {handler!r}")
-    is_async = inspect.iscoroutinefunction(handler)
+    is_async = inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
+        getattr(handler, "__call__", None)  # an object with an async __call__
+    )
     if run_in == "loop" and not is_async:
         raise InvalidArgument(
             f"handler for {kind!r}: run_in='loop' needs an async function; "

@@ -21,6 +21,7 @@ MAX_TAG_VALUE_BYTES = 256
 MAX_LABEL_CHARS = 1024
 MAX_GROUP_BYTES = 256
 MAX_KIND_BYTES = 128
+MAX_SECONDS = 100 * 365.25 * 86400  # a century: far enough, and still a valid datetime
 DUPLICATE_POLICIES = ("skip", "supersede", "reject", "requeue")
 DEPENDENCY_POLICIES = ("cancel", "ignore")
 
@@ -43,6 +44,8 @@ def check_seconds(field: str, value: object, *, positive: bool = True) -> float:
         raise InvalidSubmission(field, f"must be finite, got {value!r}")
     if v < 0 or (positive and v == 0):
         raise InvalidSubmission(field, f"must be {'> 0' if positive else '>= 0'}, got {value!r}")
+    if v > MAX_SECONDS:
+        raise InvalidSubmission(field, f"must be at most a century ({MAX_SECONDS:.0f} s), got {value!r}")
     return v
 
 
