@@ -104,3 +104,30 @@ async def test_given_supersede_from_a_client_then_the_running_task_is_superseded
 async def test_given_no_database_then_client_open_says_how_to_create_it(tmp_path: Path) -> None:
     with pytest.raises(CorruptDatabase, match="no such file"):
         await Client.open(tmp_path / "missing.db")
+
+
+async def test_given_a_running_task_then_a_client_sees_its_progress_within_about_a_second(
+    db_path: Path,
+) -> None:
+    go = asyncio.Event()
+
+    async def reporting(ctx: Any, payload: Any) -> None:
+        ctx.progress(done=250, total=1000, message="a quarter")
+        await go.wait()
+
+    eng = await Engine.open(db_path)
+    eng.register("rep", reporting)
+    await eng.start()
+    res = await eng.submit("rep")
+    async with Client.open(db_path) as client:
+
+        def seen() -> bool:
+            rec = client.get(res.id)
+            return rec is not None and rec.bytes_done == 250
+
+        await until(seen, timeout=5)
+        rec = client.get(res.id)
+        assert rec is not None and rec.progress == 0.25 and rec.progress_message == "a quarter"
+    go.set()
+    await eng.wait(res.id, timeout=10)
+    await eng.stop()

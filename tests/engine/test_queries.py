@@ -161,3 +161,22 @@ async def test_given_counts_then_every_state_is_listed(engine: Engine) -> None:
     counts = engine.counts()
     assert set(counts) == {s.value for s in TaskState}
     assert counts["pending"] == 1 and counts["completed"] == 0
+
+
+async def test_given_a_retention_limit_then_history_is_pruned_as_tasks_finish(db_path: Path) -> None:
+    eng = await Engine.open(db_path, EngineConfig(retention_keep=50))
+    eng.register("noop", _noop)
+    await eng.start()
+    res = await eng.submit_many([Submission("noop") for _ in range(1200)])
+    await eng.wait(res[-1].id, timeout=60)
+    await until(lambda: not eng.tasks() and not eng._prune_running)
+    left = await eng.history(limit=None)
+    assert 50 <= len(left) < 50 + 256  # pruned in the background, a batch behind at most
+    assert {r.id for r in left} >= {r.id for r in res[-50:]}
+    await eng.set_retention(keep=10, days=None)
+    await until(lambda: not eng._prune_running and eng.counts()["completed"] == 10)
+    await eng.stop()
+
+
+async def _noop(ctx: Any, payload: Any) -> None:
+    return None
