@@ -60,7 +60,7 @@ from core.types import (
     TaskRecord,
     TaskState,
 )
-from core.validation import check_priority, check_seconds, new_task
+from core.validation import build_task, check_priority, check_seconds, new_task
 
 logger = logging.getLogger(__name__)
 
@@ -561,12 +561,16 @@ class Engine:
         fail_fast: bool = True,
     ) -> SubmitResult:
         """Queue one task. Raises UnknownKind or InvalidSubmission (nothing is written)."""
-        sub = Submission(kind, payload, priority=priority, key=key, on_duplicate=on_duplicate,  # type: ignore[arg-type]
-                         run_at=run_at, delay=delay, depends_on=tuple(depends_on),
-                         on_dependency_failure=on_dependency_failure,  # type: ignore[arg-type]
+        self._check_open()
+        spec = self._kinds.get(kind) if isinstance(kind, str) else None
+        if spec is None and isinstance(kind, str):
+            raise UnknownKind(kind)
+        row = build_task(kind, payload, info=spec.info if spec else None, now=self._now(),
+                         priority=priority, key=key, on_duplicate=on_duplicate, run_at=run_at,
+                         delay=delay, depends_on=depends_on, on_dependency_failure=on_dependency_failure,
                          parent=parent, group=group, tags=tags, label=label, retry=retry,
                          timeout=timeout, ttl=ttl, io=io, fail_fast=fail_fast)  # fmt: skip
-        return (await self._submit_rows([self._new_task(sub)]))[0]
+        return (await self._submit_rows([row]))[0]
 
     async def submit_many(self, submissions: Iterable[Submission]) -> list[SubmitResult]:
         """Queue many tasks in one transaction: all are written or none."""
@@ -751,20 +755,23 @@ class Engine:
         payload, checkpoint, options, attempt, max_retries, schedule_id, _crashes = row
         t.started = True
         t.attempt = attempt
-        run.payload = json.loads(payload)
-        run.checkpoint_text = checkpoint
-        run.checkpoint = json.loads(checkpoint) if checkpoint is not None else None
+        run.payload = None if payload == "null" else json.loads(payload)
+        if checkpoint is not None:
+            run.checkpoint_text = checkpoint
+            run.checkpoint = json.loads(checkpoint)
         run.schedule_id = schedule_id
         spec = self._kinds.get(t.kind)
         run.spec = spec
-        opts = json.loads(options) if options else {}
-        run.policy = (
-            RetryPolicy.from_json(opts["retry"]) if "retry" in opts
-            else spec.info.retry if spec else DEFAULT_RETRY
-        )  # fmt: skip
-        if max_retries is not None and "retry" not in opts and spec is None:
-            run.policy = RetryPolicy(max_retries=max_retries)
-        run.timeout = opts.get("timeout", spec.info.timeout if spec else None)
+        if options:
+            opts = json.loads(options)
+            run.policy = (
+                RetryPolicy.from_json(opts["retry"]) if "retry" in opts
+                else spec.info.retry if spec else RetryPolicy(max_retries=max_retries or 0)
+            )  # fmt: skip
+            run.timeout = opts.get("timeout", spec.info.timeout if spec else None)
+        elif spec is not None:
+            run.policy = spec.info.retry
+            run.timeout = spec.info.timeout
         if run.timeout is not None:
             run.timeout_timer = self._timers.call_at(run.started_at + run.timeout, lambda: self._on_timeout(run))
         if self._closed or not self._dispatching and run.interrupt is None:
@@ -1155,32 +1162,30 @@ class Engine:
         self._check_open()
         return self._bus.subscribe(since)
 
-    def _read_events_after(self, seq: int, limit: int) -> list[Event]:
+    def _read_events_after(self, seq: int, limit: int) -> list[Any]:
         if self._closed:
             return []
-        return self._db.read(lambda c: q.events_after(c, seq, limit))
+        return self._db.read(lambda c: q.raw_events_after(c, seq, limit))
 
-    def _on_committed(self, events: list[Event]) -> None:
-        """Writer hook: the events of one commit, in order."""
-        first = events[0].seq
-        assert first is not None
-        if first > self._bus.last_seq + 1:
-            self._ingest_external(upto=first)
+    def _on_committed(self, events: list[Any]) -> None:
+        """Writer hook: the (raw) events of one commit, in order."""
+        if events[0][0] > self._bus.last_seq + 1:
+            self._ingest_external(upto=events[0][0])
         self._bus.publish(events)
 
     def _ingest_external(self, upto: int | None = None) -> None:
         """Read events other processes committed and bring the mirror up to date."""
         while True:
-            events = self._db.read(lambda c: q.events_after(c, self._bus.last_seq, 1000))
+            events = self._db.read(lambda c: q.raw_events_after(c, self._bus.last_seq, 1000))
             if upto is not None:
-                events = [e for e in events if e.seq is not None and e.seq < upto]
+                events = [e for e in events if e[0] < upto]
             if not events:
                 return
-            new_ids = [e.task_id for e in events
-                       if e.kind == EventKind.SUBMITTED and e.task_id is not None and e.task_id not in self._tasks]  # fmt: skip
-            changed = [e.task_id for e in events
-                       if e.kind in (EventKind.PRIORITY_CHANGED, EventKind.SUPERSEDED, EventKind.REQUEUED)
-                       and e.task_id is not None and e.task_id in self._tasks]  # fmt: skip
+            new_ids = [e[3] for e in events
+                       if e[2] == "submitted" and e[3] is not None and e[3] not in self._tasks]  # fmt: skip
+            changed = [e[3] for e in events
+                       if e[2] in ("priority_changed", "superseded", "requeued")
+                       and e[3] is not None and e[3] in self._tasks]  # fmt: skip
             if new_ids:
                 for row in self._db.read(lambda c, ids=new_ids: self._db.sql.load_active(c, ids)):
                     self._adopt(row)

@@ -1,5 +1,8 @@
 """Fan-out of events to subscribers: lifecycle events in seq order, never dropped (a
-lagging subscriber pages them back in from the log), progress coalesced per task."""
+lagging subscriber pages them back in from the log), progress coalesced per task.
+
+Committed events arrive as raw rows (see core.store.writer.RawEvent); Event records are
+built only for subscribers, so an engine nobody watches pays nothing for them."""
 
 from __future__ import annotations
 
@@ -7,47 +10,55 @@ import asyncio
 import bisect
 import weakref
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
-from core.types import Event, EventKind
+from core.store.records import event_from_row
+from core.types import Event
 
 RING_SIZE = 4096
 PAGE = 1000
 _ENDS_PROGRESS = frozenset(
-    {EventKind.COMPLETED, EventKind.FAILED, EventKind.CANCELLED, EventKind.EXPIRED,
-     EventKind.SUPERSEDED, EventKind.PAUSED, EventKind.RETRYING, EventKind.INTERRUPTED,
-     EventKind.DEPENDENCY_FAILED, EventKind.WAITING}
+    {"completed", "failed", "cancelled", "expired", "superseded", "paused", "retrying",
+     "interrupted", "dependency_failed", "waiting"}
 )  # fmt: skip
+
+Raw = Sequence[Any]  # seq, at, kind, task_id, schedule_id, scope, data (dict or JSON text)
 
 
 class EventBus:
-    def __init__(self, read_after: Callable[[int, int], list[Event]], last_seq: int) -> None:
-        self._read_after = read_after  # (seq, limit) -> persisted events with a larger seq
-        self._ring: list[Event] = []
+    def __init__(self, read_after: Callable[[int, int], list[Raw]], last_seq: int) -> None:
+        self._read_after = read_after  # (seq, limit) -> persisted raw events with a larger seq
+        self._ring: list[Raw] = []
         self._ring_seqs: list[int] = []
         self.last_seq = last_seq
         self._subscribers: weakref.WeakSet[_Subscriber] = weakref.WeakSet()
         self._closed = False
 
-    def publish(self, events: list[Event]) -> None:
+    def publish(self, events: Sequence[Raw]) -> None:
         """Persisted events, committed, in increasing seq order."""
+        if not len(self._subscribers):
+            if self._ring:  # nobody kept it continuous: readers go to the log instead
+                self._ring.clear()
+                self._ring_seqs.clear()
+            self.last_seq = max(self.last_seq, events[-1][0])
+            return
+        subs = list(self._subscribers)
         for ev in events:
-            assert ev.seq is not None
-            if ev.seq <= self.last_seq:
+            seq = ev[0]
+            if seq <= self.last_seq:
                 continue
             self._ring.append(ev)
-            self._ring_seqs.append(ev.seq)
-            self.last_seq = ev.seq
-            if ev.task_id is not None and ev.kind in _ENDS_PROGRESS and len(self._subscribers):
-                for sub in self._subscribers:
-                    sub.progress.pop(ev.task_id, None)
+            self._ring_seqs.append(seq)
+            self.last_seq = seq
+            if ev[3] is not None and ev[2] in _ENDS_PROGRESS:
+                for sub in subs:
+                    sub.progress.pop(ev[3], None)
         if len(self._ring) > 2 * RING_SIZE:
             del self._ring[:-RING_SIZE]
             del self._ring_seqs[:-RING_SIZE]
-        if len(self._subscribers):
-            for sub in self._subscribers:
-                sub.wake()
+        for sub in subs:
+            sub.wake()
 
     def publish_progress(self, event: Event) -> None:
         for sub in self._subscribers:
@@ -60,14 +71,18 @@ class EventBus:
     def subscribers(self) -> int:
         return len(self._subscribers)
 
-    def _after(self, seq: int) -> list[Event]:
-        """Lifecycle events after `seq`, from the ring or, if it has moved on, the log."""
-        if self._ring_seqs and self._ring_seqs[0] <= seq + 1:
-            i = bisect.bisect_right(self._ring_seqs, seq)
+    def _after(self, seq: int) -> list[Raw]:
+        """Lifecycle events after `seq`, from the ring or, if it does not cover them, the log."""
+        seqs = self._ring_seqs
+        if seqs and seqs[0] <= seq + 1 and seqs[-1] > seq:
+            i = bisect.bisect_right(seqs, seq)
             return self._ring[i : i + PAGE]
         return self._read_after(seq, PAGE)
 
     def subscribe(self, since: int | None = None) -> AsyncIterator[Event]:
+        if not len(self._subscribers):
+            self._ring.clear()
+            self._ring_seqs.clear()
         sub = _Subscriber(self, self.last_seq if since is None else max(0, since))
         self._subscribers.add(sub)
         return sub
@@ -83,7 +98,7 @@ class _Subscriber:
         self._bus = bus
         self.cursor = cursor
         self.progress: dict[int, Event] = {}
-        self._buffer: deque[Event] = deque()
+        self._buffer: deque[Raw] = deque()
         self._event = asyncio.Event()
 
     def wake(self) -> None:
@@ -96,15 +111,15 @@ class _Subscriber:
         bus = self._bus
         while True:
             if self._buffer:
-                ev = self._buffer.popleft()
-                self.cursor = ev.seq if ev.seq is not None else self.cursor
-                return ev
+                raw = self._buffer.popleft()
+                self.cursor = raw[0]
+                return event_from_row(raw)
             if self.cursor < bus.last_seq:
                 page = bus._after(self.cursor)
                 if page:
                     self._buffer.extend(page)
                     continue
-                self.cursor = bus.last_seq  # gap in the log (pruned): nothing more to read
+                self.cursor = bus.last_seq  # a gap in the log (pruned): nothing more to read
             if self.progress:
                 task_id = next(iter(self.progress))
                 return self.progress.pop(task_id)
@@ -123,4 +138,3 @@ class _Subscriber:
 
     def __repr__(self) -> str:
         return f"<subscriber at seq {self.cursor}>"
-

@@ -29,6 +29,8 @@ _validators: dict[str, Any] = {}
 
 
 def check_priority(value: object, field: str = "priority") -> int:
+    if type(value) is int and 0 <= value <= 255:
+        return value
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidSubmission(field, f"must be an int in 0..255 (or a Priority), got {value!r}")
     if not 0 <= value <= 255:
@@ -66,6 +68,8 @@ def _check_text(field: str, value: object, max_bytes: int) -> str:
 
 
 def encode_payload(payload: JSON) -> str:
+    if payload is None:
+        return "null"
     try:
         text = dumps(payload)
     except (TypeError, ValueError) as e:
@@ -118,79 +122,112 @@ def new_task(
     retry_of: int | None = None,
 ) -> NewTask:
     """Validate one submission against its kind's defaults and schema."""
-    kind = check_kind(sub.kind)
-    payload_json = encode_payload(sub.payload)
-    if info is not None:
-        check_schema(kind, info.schema, json.loads(payload_json) if info.schema else None)
-    priority = check_priority(
-        sub.priority if sub.priority is not None else (info.priority if info else Priority.NORMAL)
-    )
-    key = sub.key
+    return build_task(
+        sub.kind, sub.payload, info=info, now=now, schedule_id=schedule_id, retry_of=retry_of,
+        priority=sub.priority, key=sub.key, on_duplicate=sub.on_duplicate, run_at=sub.run_at,
+        delay=sub.delay, depends_on=sub.depends_on, on_dependency_failure=sub.on_dependency_failure,
+        parent=sub.parent, group=sub.group, tags=sub.tags, label=sub.label, retry=sub.retry,
+        timeout=sub.timeout, ttl=sub.ttl, io=sub.io, fail_fast=sub.fail_fast,
+    )  # fmt: skip
+
+
+def build_task(
+    kind: str,
+    payload: JSON,
+    *,
+    info: KindInfo | None,
+    now: float,
+    schedule_id: int | None = None,
+    retry_of: int | None = None,
+    priority: int | None = None,
+    key: str | None = None,
+    on_duplicate: str = "skip",
+    run_at: datetime | None = None,
+    delay: float | None = None,
+    depends_on: Any = (),
+    on_dependency_failure: str = "cancel",
+    parent: int | None = None,
+    group: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    label: str | None = None,
+    retry: RetryPolicy | None = None,
+    timeout: float | None = None,
+    ttl: float | None = None,
+    io: IoBudget | None = None,
+    fail_fast: bool = True,
+) -> NewTask:
+    """Validate submit() arguments; raises InvalidSubmission naming the field."""
+    kind = check_kind(kind)
+    payload_json = encode_payload(payload)
+    if info is not None and info.schema:
+        check_schema(kind, info.schema, json.loads(payload_json))
+    priority = check_priority(priority if priority is not None else (info.priority if info else Priority.NORMAL))
     if key is not None:
         if not isinstance(key, str) or not key:
             raise InvalidSubmission("key", f"must be a non-empty string, got {key!r}")
         _check_text("key", key, MAX_KEY_BYTES)
-    if sub.on_duplicate not in DUPLICATE_POLICIES:
-        raise InvalidSubmission("on_duplicate", f"must be one of {', '.join(DUPLICATE_POLICIES)}, got {sub.on_duplicate!r}")
-    if sub.on_dependency_failure not in DEPENDENCY_POLICIES:
+    if on_duplicate not in DUPLICATE_POLICIES:
+        raise InvalidSubmission("on_duplicate", f"must be one of {', '.join(DUPLICATE_POLICIES)}, got {on_duplicate!r}")
+    if on_dependency_failure not in DEPENDENCY_POLICIES:
         raise InvalidSubmission(
             "on_dependency_failure",
-            f"must be one of {', '.join(DEPENDENCY_POLICIES)}, got {sub.on_dependency_failure!r}",
+            f"must be one of {', '.join(DEPENDENCY_POLICIES)}, got {on_dependency_failure!r}",
         )
-    if sub.depends_on:
+    if depends_on:
         raise InvalidSubmission("depends_on", "dependencies between tasks are not supported yet")
-    if sub.parent is not None:
+    if parent is not None:
         raise InvalidSubmission("parent", "child tasks are not supported yet")
-    group = sub.group if sub.group is not None else (info.group if info else None)
+    if group is None and info is not None:
+        group = info.group
     if group is not None:
         if not group:
             raise InvalidSubmission("group", "must be a non-empty string or None")
         _check_text("group", group, MAX_GROUP_BYTES)
-    label = sub.label
     if label is not None:
         if not isinstance(label, str):
             raise InvalidSubmission("label", f"must be a string, got {type(label).__name__}")
         if len(label) > MAX_LABEL_CHARS:
             raise InvalidSubmission("label", f"must be at most {MAX_LABEL_CHARS} characters")
-    tags = check_tags(sub.tags)
-    if sub.run_at is not None and sub.delay is not None:
-        raise InvalidSubmission("run_at", "give run_at or delay, not both")
-    run_at: float | None = None
-    if sub.run_at is not None:
-        if not isinstance(sub.run_at, datetime):
-            raise InvalidSubmission("run_at", f"must be a datetime, got {type(sub.run_at).__name__}")
-        if sub.run_at.tzinfo is None or sub.run_at.utcoffset() is None:
+    checked_tags = check_tags(tags) if tags is not None else None
+    run_at_ts: float | None = None
+    if run_at is not None:
+        if delay is not None:
+            raise InvalidSubmission("run_at", "give run_at or delay, not both")
+        if not isinstance(run_at, datetime):
+            raise InvalidSubmission("run_at", f"must be a datetime, got {type(run_at).__name__}")
+        if run_at.tzinfo is None or run_at.utcoffset() is None:
             raise InvalidSubmission("run_at", "must be timezone-aware (naive datetimes are ambiguous)")
-        run_at = sub.run_at.timestamp()
-    elif sub.delay is not None:
-        run_at = now + check_seconds("delay", sub.delay, positive=False)
+        run_at_ts = run_at.timestamp()
+    elif delay is not None:
+        run_at_ts = now + check_seconds("delay", delay, positive=False)
     options: dict[str, Any] = {}
-    if sub.retry is not None:
-        if not isinstance(sub.retry, RetryPolicy):
-            raise InvalidSubmission("retry", f"must be a RetryPolicy, got {type(sub.retry).__name__}")
-        options["retry"] = sub.retry.to_json()
-    policy = sub.retry or (info.retry if info else DEFAULT_RETRY)
-    if sub.timeout is not None:
-        options["timeout"] = check_seconds("timeout", sub.timeout)
+    if retry is not None:
+        if not isinstance(retry, RetryPolicy):
+            raise InvalidSubmission("retry", f"must be a RetryPolicy, got {type(retry).__name__}")
+        options["retry"] = retry.to_json()
+    policy = retry or (info.retry if info else DEFAULT_RETRY)
+    if timeout is not None:
+        options["timeout"] = check_seconds("timeout", timeout)
     elif info is not None and info.timeout is not None:
         options["timeout"] = info.timeout
-    ttl = sub.ttl if sub.ttl is not None else (info.ttl if info else None)
+    if ttl is None and info is not None:
+        ttl = info.ttl
     expires_at = None
     if ttl is not None:
         options["ttl"] = check_seconds("ttl", ttl)
         expires_at = now + options["ttl"]
-    if sub.io is not None:
-        if not isinstance(sub.io, IoBudget):
-            raise InvalidSubmission("io", f"must be an IoBudget, got {type(sub.io).__name__}")
-        options["io"] = sub.io.to_json()
-    if not isinstance(sub.fail_fast, bool):
-        raise InvalidSubmission("fail_fast", f"must be a bool, got {sub.fail_fast!r}")
-    if not sub.fail_fast:
+    if io is not None:
+        if not isinstance(io, IoBudget):
+            raise InvalidSubmission("io", f"must be an IoBudget, got {type(io).__name__}")
+        options["io"] = io.to_json()
+    if fail_fast is not True:
+        if not isinstance(fail_fast, bool):
+            raise InvalidSubmission("fail_fast", f"must be a bool, got {fail_fast!r}")
         options["fail_fast"] = False
-    if sub.on_dependency_failure != "cancel":
-        options["on_dependency_failure"] = sub.on_dependency_failure
+    if on_dependency_failure != "cancel":
+        options["on_dependency_failure"] = on_dependency_failure
     requeue_json = None
-    if sub.on_duplicate == "requeue":
+    if on_duplicate == "requeue":
         requeue_json = dumps({"payload": json.loads(payload_json), "priority": priority})
     return NewTask(
         kind=kind,
@@ -199,15 +236,15 @@ def new_task(
         group=group,
         label=label,
         key=key,
-        on_duplicate=sub.on_duplicate,
+        on_duplicate=on_duplicate,
         parent_id=None,
         schedule_id=schedule_id,
         retry_of=retry_of,
         max_retries=policy.max_retries,
         options_json=dumps(options) if options else None,
-        tags=tags,
+        tags=checked_tags,
         created_at=now,
-        run_at=run_at,
+        run_at=run_at_ts,
         expires_at=expires_at,
         requeue_json=requeue_json,
     )

@@ -99,6 +99,12 @@ def events_after(conn: sqlite3.Connection, seq: int, limit: int) -> list[Event]:
     return [event_from_row(r) for r in rows]
 
 
+def raw_events_after(conn: sqlite3.Connection, seq: int, limit: int) -> list[tuple[Any, ...]]:
+    return conn.execute(
+        f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)
+    ).fetchall()
+
+
 def last_event_seq(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
 
@@ -148,8 +154,8 @@ def stats(conn: sqlite3.Connection, kind: str) -> KindStats:
 def _referenced_ids_sql() -> str:
     """History rows an active task still points at: they must outlive it."""
     return (
-        f"SELECT parent_id FROM tasks WHERE state IN {ACTIVE_SQL} AND parent_id IS NOT NULL "
-        f"UNION SELECT retry_of FROM tasks WHERE state IN {ACTIVE_SQL} AND retry_of IS NOT NULL"
+        f"SELECT parent_id FROM tasks WHERE parent_id IS NOT NULL AND state IN {ACTIVE_SQL} "
+        f"UNION SELECT retry_of FROM tasks WHERE retry_of IS NOT NULL AND state IN {ACTIVE_SQL}"
     )
 
 
@@ -186,29 +192,31 @@ def deletable_history(conn: sqlite3.Connection, ids: Iterable[int]) -> list[int]
 def prune_candidates(
     conn: sqlite3.Connection, *, keep: int | None, older_than: float | None, limit: int
 ) -> list[int]:
-    """Oldest terminal tasks beyond `keep` or finished before `older_than`."""
+    """Oldest terminal tasks beyond `keep` or finished before `older_than`, except those an
+    active task refers to. Walks the finished_at index; never scans the table."""
     found: list[int] = []
     if keep is not None:
-        found += [
-            r[0]
-            for r in conn.execute(
-                f"SELECT id FROM tasks WHERE finished_at IS NOT NULL AND state IN {TERMINAL_SQL} "
-                f"AND id NOT IN ({_referenced_ids_sql()}) "
-                "ORDER BY finished_at DESC, id DESC LIMIT ? OFFSET ?",
-                (limit, keep),
-            )
-        ]
+        edge = conn.execute(
+            "SELECT finished_at, id FROM tasks WHERE finished_at IS NOT NULL "
+            "ORDER BY finished_at DESC, id DESC LIMIT 1 OFFSET ?",
+            (keep,),
+        ).fetchone()
+        if edge is not None:  # the newest task beyond `keep`, and everything older, go
+            found += [r[0] for r in conn.execute(
+                "SELECT id FROM tasks WHERE finished_at IS NOT NULL AND (finished_at < ? OR "
+                "(finished_at = ? AND id <= ?)) ORDER BY finished_at, id LIMIT ?",
+                (edge[0], edge[0], edge[1], limit),
+            )]  # fmt: skip
     if older_than is not None and len(found) < limit:
-        found += [
-            r[0]
-            for r in conn.execute(
-                f"SELECT id FROM tasks WHERE finished_at IS NOT NULL AND finished_at < ? "
-                f"AND state IN {TERMINAL_SQL} AND id NOT IN ({_referenced_ids_sql()}) "
-                "ORDER BY finished_at LIMIT ?",
-                (older_than, limit),
-            )
-        ]
-    return list(dict.fromkeys(found))[:limit]
+        found += [r[0] for r in conn.execute(
+            "SELECT id FROM tasks WHERE finished_at IS NOT NULL AND finished_at < ? "
+            "ORDER BY finished_at, id LIMIT ?",
+            (older_than, limit),
+        )]  # fmt: skip
+    if not found:
+        return found
+    referenced = {r[0] for r in conn.execute(_referenced_ids_sql())}
+    return [i for i in dict.fromkeys(found) if i not in referenced][:limit]
 
 
 def history_count(conn: sqlite3.Connection) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 from core.clock import from_ts
@@ -85,10 +86,13 @@ def task_from_row(row: sqlite3.Row | tuple[Any, ...], wait_reason: str | None = 
     )
 
 
-def event_from_row(row: tuple[Any, ...]) -> Event:
+def event_from_row(row: Sequence[Any]) -> Event:
+    """An events row (data as JSON text, or as the dict it was written from)."""
     seq, at, kind, task_id, schedule_id, scope, data = row
     when = from_ts(at)
     assert when is not None
+    if isinstance(data, str):
+        data = json.loads(data)
     return Event(
         seq=seq,
         at=when,
@@ -96,7 +100,7 @@ def event_from_row(row: tuple[Any, ...]) -> Event:
         task_id=task_id,
         schedule_id=schedule_id,
         scope=scope,
-        data=loads(data) or {},
+        data=data or {},
     )
 
 

@@ -9,13 +9,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.clock import from_ts
 from core.store.records import TASK_COLUMNS
 from core.store.writer import EventSink
 from core.types import (
     ACTIVE_STATES,
     JSON,
-    Event,
     EventKind,
     PauseReason,
     SubmitOutcome,
@@ -100,12 +98,7 @@ class TaskSql:
         cur = conn.execute(
             _INSERT_EVENT, (at, kind.value, task_id, schedule_id, scope, dumps(data) if data else None)
         )
-        when = from_ts(at)
-        assert when is not None and cur.lastrowid is not None
-        self.sink.pending.append(
-            Event(seq=cur.lastrowid, at=when, kind=kind, task_id=task_id, schedule_id=schedule_id,
-                  scope=scope, data=data or {})
-        )  # fmt: skip
+        self.sink.pending.append((cur.lastrowid, at, kind.value, task_id, schedule_id, scope, data))  # type: ignore[arg-type]
 
     # -- submit -------------------------------------------------------------------------
 
@@ -188,16 +181,11 @@ class TaskSql:
         )
         seq_last = conn.execute("SELECT max(seq) FROM events").fetchone()[0]
         seq_first = seq_last - len(tasks) + 1
-        when = from_ts(at)
-        assert when is not None
         for i, (t, m) in enumerate(zip(tasks, masks, strict=True)):
             task_id = first + i
             fx.results.append(SubmitResult(task_id, SubmitOutcome.INSERTED))
             fx.inserted.append((task_id, t, m))
-            self.sink.pending.append(
-                Event(seq=seq_first + i, at=when, kind=EventKind.SUBMITTED, task_id=task_id,
-                      schedule_id=t.schedule_id)
-            )  # fmt: skip
+            self.sink.pending.append((seq_first + i, at, "submitted", task_id, t.schedule_id, None, None))
 
     def _submitted(
         self, conn: sqlite3.Connection, task_id: int, t: NewTask, mask: int, fx: SubmitEffects

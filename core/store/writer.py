@@ -17,13 +17,12 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from core.errors import EngineClosed
-from core.types import Event
 
 logger = logging.getLogger(__name__)
+_MOVED = object()
 
 T = TypeVar("T")
 Op = Callable[[sqlite3.Connection], T]
@@ -34,22 +33,35 @@ INLINE_BUSY_MS = 20
 THREAD_BUSY_SECONDS = 60.0
 
 
-@dataclass(slots=True)
-class _Queued(Generic[T]):
-    fn: Op[T]
-    future: asyncio.Future[T] | None = None
-    callback: Callable[[T | None, BaseException | None], None] | None = None
-    long: bool = False
-    events: list[Event] = field(default_factory=list)
-    result: Any = None
-    error: BaseException | None = None
+class _Queued:
+    __slots__ = ("callback", "error", "events", "fn", "future", "long", "result")
+
+    def __init__(
+        self,
+        fn: Op[Any],
+        future: asyncio.Future[Any] | None = None,
+        callback: Callable[[Any, BaseException | None], None] | None = None,
+        long: bool = False,
+    ) -> None:
+        self.fn = fn
+        self.future = future
+        self.callback = callback
+        self.long = long
+        self.events: list[RawEvent] | None = None
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
+# (seq, at, kind, task_id, schedule_id, scope, data): an events row as written. Event
+# records are built from these only when someone subscribes (see EventBus).
+RawEvent = tuple[int, float, str, int | None, int | None, str | None, dict[str, Any] | None]
 
 
 class EventSink:
     """Collects the events operations write; the writer publishes them after commit."""
 
     def __init__(self) -> None:
-        self.pending: list[Event] = []
+        self.pending: list[RawEvent] = []
 
 
 class Writer:
@@ -58,7 +70,7 @@ class Writer:
         conn: sqlite3.Connection,
         *,
         sink: EventSink,
-        publish: Callable[[list[Event]], None],
+        publish: Callable[[list[RawEvent]], None],
         always_threaded: bool = False,
         can_thread: bool = True,
     ) -> None:
@@ -67,7 +79,7 @@ class Writer:
         self._publish = publish
         self._always_threaded = always_threaded and can_thread
         self._can_thread = can_thread
-        self._queue: list[_Queued[Any]] = []
+        self._queue: list[_Queued] = []
         self._busy = False  # a batch is running on the worker thread
         self._closed = False
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="taskdeck-writer") if can_thread else None
@@ -94,6 +106,10 @@ class Writer:
         if self._closed:
             raise EngineClosed("the database is closed")
         if not long and not self._busy and not self._always_threaded:
+            if not self._queue:
+                fast = self._run_alone(fn)
+                if fast is not _MOVED:
+                    return fast  # type: ignore[no-any-return]
             self._queue.append(item := _Queued(fn))
             self._commit_inline()
             if item.future is not None:  # moved to the thread (the write lock was busy)
@@ -121,6 +137,31 @@ class Writer:
         return bool(self._queue)
 
     # -- inline path ------------------------------------------------------------------
+
+    def _run_alone(self, fn: Op[Any]) -> Any:
+        """The common case: one operation, nothing queued, the connection free."""
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            if ("locked" in str(e) or "busy" in str(e)) and self._can_thread:
+                return _MOVED  # the slow path hands it to the thread
+            raise
+        sink = self._sink.pending
+        try:
+            result = fn(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            sink.clear()
+            self._rollback()
+            raise
+        self.commits += 1
+        if sink:
+            events = sink[:]
+            sink.clear()
+            self._publish(events)
+        return result
+
 
     def _commit_inline(self) -> None:
         batch, self._queue = self._queue, []
@@ -171,7 +212,7 @@ class Writer:
 
         self._executor.submit(work)
 
-    def _run_batch_blocking(self, batch: list[_Queued[Any]]) -> list[tuple[Any, BaseException | None]]:
+    def _run_batch_blocking(self, batch: list[_Queued]) -> list[tuple[Any, BaseException | None]]:
         deadline = time.monotonic() + THREAD_BUSY_SECONDS
         while True:
             try:
@@ -191,7 +232,7 @@ class Writer:
         self.commits += 1
         return outcomes
 
-    def _thread_done(self, batch: list[_Queued[Any]], outcomes: list[tuple[Any, BaseException | None]]) -> None:
+    def _thread_done(self, batch: list[_Queued], outcomes: list[tuple[Any, BaseException | None]]) -> None:
         self._busy = False
         self._idle.set()
         self._deliver(batch, outcomes)
@@ -199,7 +240,7 @@ class Writer:
 
     # -- shared -----------------------------------------------------------------------
 
-    def _execute(self, batch: list[_Queued[Any]]) -> list[tuple[Any, BaseException | None]]:
+    def _execute(self, batch: list[_Queued]) -> list[tuple[Any, BaseException | None]]:
         """Run a batch inside the open transaction. Operations from `run` (which may fail on
         bad input) get a savepoint each when they share the batch; the engine's own
         operations from `enqueue` do not: if one of them fails, the whole batch fails."""
@@ -242,8 +283,8 @@ class Writer:
         except sqlite3.OperationalError:
             pass  # no transaction was active
 
-    def _deliver(self, batch: list[_Queued[Any]], outcomes: list[tuple[Any, BaseException | None]]) -> None:
-        events = [ev for q in batch if q.events for ev in q.events]
+    def _deliver(self, batch: list[_Queued], outcomes: list[tuple[Any, BaseException | None]]) -> None:
+        events = [ev for q in batch if q.events for ev in q.events]  # type: ignore[union-attr]
         if events:
             self._publish(events)
         for q, (result, err) in zip(batch, outcomes, strict=True):

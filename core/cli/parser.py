@@ -1,0 +1,355 @@
+"""The argument parser of `taskdeck` and the converters of its option values.
+
+A usage error is one line on stderr and exit code 2; converters raise
+`argparse.ArgumentTypeError` with a message that names what was wrong."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, NoReturn
+
+from core import Priority, TaskState
+
+ACTIVE_STATES = [s.value for s in TaskState if s.is_active]
+TERMINAL_STATES = [s.value for s in TaskState if s.is_terminal]
+DUPLICATE_POLICIES = ["skip", "supersede", "reject", "requeue"]
+MAX_RETRIES = 1000
+_UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(s|m|min|h|d|w)?\s*", re.IGNORECASE)
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line (and exit code 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see '{self.prog} --help')\n")
+
+
+# -- converters ------------------------------------------------------------------------
+
+
+def _is_int(text: str) -> bool:
+    """Plain ASCII digits, short enough for SQLite (and for int())."""
+    return text.isascii() and text.isdigit() and len(text) <= 18
+
+
+def task_id(text: str) -> int:
+    value = text.strip().lstrip("#")
+    if not _is_int(value) or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"invalid task id {text!r}: expected a positive integer")
+    return int(value)
+
+
+def priority(text: str) -> int:
+    """A priority name (critical, high, normal, low, idle) or an int in 0..255."""
+    name = text.strip().upper()
+    if name in Priority.__members__:
+        return int(Priority[name])
+    if _is_int(name) and int(name) <= 255:
+        return int(name)
+    names = ", ".join(p.name.lower() for p in Priority)
+    raise argparse.ArgumentTypeError(
+        f"invalid priority {text!r}: use {names} or 0..255 (lower is more urgent)"
+    )
+
+
+def duration(text: str, *, positive: bool = False) -> float:
+    """Seconds, or a number with a unit: 90, 1.5, 10s, 5m, 2h, 1d, 1w."""
+    m = _DURATION.fullmatch(text)
+    if m is None or not m.group(1).isascii():
+        raise argparse.ArgumentTypeError(
+            f"invalid duration {text!r}: use seconds or a number with s, m, h, d or w"
+        )
+    seconds = float(m.group(1)) * _UNITS[(m.group(2) or "s").lower()]
+    if not math.isfinite(seconds) or (positive and seconds <= 0):
+        raise argparse.ArgumentTypeError(
+            f"invalid duration {text!r}: must be {'> 0' if positive else 'finite'}"
+        )
+    return seconds
+
+
+def positive_duration(text: str) -> float:
+    return duration(text, positive=True)
+
+
+def moment(text: str) -> datetime:
+    """An ISO 8601 date or date-time; without an offset it is local time."""
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid date-time {text!r}: use ISO 8601, e.g. 2025-06-01T09:30 or ...T09:30+02:00"
+        ) from None
+    return value.astimezone() if value.tzinfo is None else value
+
+
+def since(text: str) -> datetime:
+    """A date-time, or a duration meaning that long ago (`2h`, `3d`)."""
+    try:
+        ago = duration(text)
+    except argparse.ArgumentTypeError:
+        return moment(text)
+    return datetime.now().astimezone() - timedelta(seconds=ago)
+
+
+def count(text: str) -> int:
+    value = text.strip()
+    if not _is_int(value):
+        raise argparse.ArgumentTypeError(
+            f"invalid number {text!r}: expected an integer in 0..{10**18 - 1}"
+        )
+    return int(value)
+
+
+def max_retries(text: str) -> int:
+    n = count(text)
+    if n > MAX_RETRIES:
+        raise argparse.ArgumentTypeError(
+            f"invalid retry count {text!r}: must be in 0..{MAX_RETRIES}"
+        )
+    return n
+
+
+def concurrency(text: str) -> int:
+    n = count(text)
+    if not 1 <= n <= 1024:
+        raise argparse.ArgumentTypeError(f"invalid limit {text!r}: must be in 1..1024")
+    return n
+
+
+def group_limit(text: str) -> int | None:
+    if text.strip().lower() == "none":
+        return None
+    return concurrency(text)
+
+
+def tag(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"invalid tag {text!r}: expected KEY=VALUE")
+    return key, value
+
+
+def payload(text: str) -> Any:
+    """JSON text, or @FILE to read it from a file."""
+    source = "--payload"
+    if text.startswith("@"):
+        try:
+            text = Path(text[1:]).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise argparse.ArgumentTypeError(f"cannot read {text[1:]!r}: {e}") from None
+        source = text
+    try:
+        value = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(
+            f"not valid JSON: {e.msg} at line {e.lineno} column {e.colno} (char {e.pos})"
+        ) from None
+    except (ValueError, RecursionError) as e:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {e}") from None
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise argparse.ArgumentTypeError(
+            f"{source}: a string holds a lone surrogate (not valid UTF-8)"
+        ) from None
+    return value
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed (JSON has no NaN or Infinity)")
+
+
+def states(allowed: list[str]) -> Callable[[str], list[str]]:
+    """A comma-separated list of states from `allowed`."""
+
+    def convert(text: str) -> list[str]:
+        found = [s.strip().lower() for s in text.split(",") if s.strip()]
+        for s in found or [text]:
+            if s not in allowed:
+                raise argparse.ArgumentTypeError(
+                    f"unknown state {s!r} (choose from {', '.join(allowed)})"
+                )
+        return found
+
+    return convert
+
+
+# -- the parser ------------------------------------------------------------------------
+
+
+def _common() -> Parser:
+    """--db and --json, accepted before or after the subcommand."""
+    p = Parser(add_help=False)
+    p.add_argument(
+        "--db",
+        metavar="PATH",
+        default=argparse.SUPPRESS,
+        help="the database (default: $TASKDECK_DB, else tasks.db in the user data directory)",
+    )
+    p.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print JSON for scripts"
+    )
+    return p
+
+
+def build() -> Parser:
+    common = _common()
+    parser = Parser(
+        prog="taskdeck",
+        description="Taskdeck: a durable priority task queue. Without a command, runs the worker.",
+        parents=[common],
+        allow_abbrev=False,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def add(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name, help=help, description=help, parents=[common], allow_abbrev=False
+        )
+
+    _add_submit(add("submit", "queue a task"))
+    p = add("ls", "list active tasks in dispatch order")
+    p.add_argument(
+        "--state",
+        type=states(ACTIVE_STATES),
+        action="extend",
+        metavar="STATE[,STATE]",
+        help=f"only these states: {', '.join(ACTIVE_STATES)}",
+    )
+    p.add_argument("--kind")
+    p.add_argument("--group")
+    p.add_argument("--limit", type=count, default=100, help="at most N rows (0: all; default 100)")
+
+    p = add("history", "list finished tasks, newest first")
+    p.add_argument(
+        "--state",
+        type=states(TERMINAL_STATES),
+        action="extend",
+        metavar="STATE[,STATE]",
+        help=f"only these states: {', '.join(TERMINAL_STATES)}",
+    )
+    p.add_argument("--kind")
+    p.add_argument(
+        "--since",
+        type=since,
+        metavar="WHEN",
+        help="finished since a date-time or a duration ago (2h, 3d)",
+    )
+    p.add_argument("--search", metavar="TEXT", help="text in the label, kind, error or payload")
+    p.add_argument("--limit", type=count, default=50, help="at most N rows (0: all; default 50)")
+
+    p = add("show", "show one task: its fields, events and last log lines")
+    p.add_argument("id", type=task_id, metavar="ID")
+    p.add_argument(
+        "--lines", type=count, default=10, metavar="N", help="log lines to show (default 10)"
+    )
+
+    for name, text in (
+        ("cancel", "cancel a task"),
+        ("pause", "pause a task"),
+        ("resume", "resume a paused task"),
+        ("retry", "submit a failed, cancelled or expired task again"),
+    ):
+        add(name, text).add_argument("id", type=task_id, metavar="ID")
+
+    p = add("wait", "wait until a task ends; exit 0 if it completed, 1 otherwise")
+    p.add_argument("id", type=task_id, metavar="ID")
+    p.add_argument("--timeout", type=positive_duration, metavar="S", help="give up after S seconds")
+
+    p = add("logs", "print a task's log lines")
+    p.add_argument("id", type=task_id, metavar="ID")
+    p.add_argument("-f", "--follow", action="store_true", help="follow until the task ends")
+
+    add("kinds", "list the kinds of task with their payload schemas")
+    add("pause-all", "pause every task")
+    add("resume-all", "undo pause-all")
+
+    p = add("limits", "show or set the concurrency limits")
+    p.add_argument("--concurrency", type=concurrency, metavar="N", help="run up to N tasks at once")
+    p.add_argument("--group", metavar="G", help="the group whose limit --limit sets")
+    p.add_argument(
+        "--limit",
+        type=group_limit,
+        default=argparse.SUPPRESS,
+        metavar="N|none",
+        help="run up to N tasks of --group at once ('none': no limit of its own)",
+    )
+
+    p = add("watch", "follow events, one line each")
+    p.add_argument(
+        "--since",
+        type=count,
+        metavar="SEQ",
+        help="replay persisted events after SEQ first (0: all)",
+    )
+    p.add_argument("--count", type=count, metavar="N", help="exit after N events")
+
+    p = add("worker", "run the engine headless until SIGINT or SIGTERM")
+    p.add_argument("-v", "--verbose", action="store_true", help="log what the engine does")
+    return parser
+
+
+def _add_submit(p: argparse.ArgumentParser) -> None:
+    p.add_argument("kind", metavar="KIND")
+    p.add_argument(
+        "--payload",
+        type=payload,
+        metavar="JSON",
+        help="the payload as JSON, or @FILE (default: {})",
+    )
+    p.add_argument(
+        "--priority", type=priority, metavar="P", help="critical, high, normal, low, idle or 0..255"
+    )
+    p.add_argument("--key", help="deduplication key: at most one active task per key")
+    p.add_argument(
+        "--on-duplicate",
+        choices=DUPLICATE_POLICIES,
+        default="skip",
+        help="what to do when a task with --key is active (default: skip)",
+    )
+    when = p.add_mutually_exclusive_group()
+    when.add_argument(
+        "--delay", type=duration, metavar="S", help="start no sooner than S seconds from now"
+    )
+    when.add_argument(
+        "--run-at", type=moment, metavar="ISO", help="start no sooner than this date-time"
+    )
+    p.add_argument("--group", metavar="G")
+    p.add_argument(
+        "--tag", type=tag, action="append", metavar="KEY=VALUE", help="a tag (repeatable)"
+    )
+    p.add_argument("--label", metavar="L", help="a name to show instead of the kind")
+    p.add_argument(
+        "--timeout", type=positive_duration, metavar="S", help="fail an attempt after S seconds"
+    )
+    p.add_argument(
+        "--ttl", type=positive_duration, metavar="S", help="expire if not started within S seconds"
+    )
+    p.add_argument(
+        "--max-retries", type=max_retries, metavar="N", help="retry a failure up to N times"
+    )
+
+
+def check_text(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse arguments that are not valid UTF-8 (undecodable bytes on the command line)."""
+    for name, value in vars(args).items():
+        for text in _strings(value):
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                parser.error(f"argument --{name.replace('_', '-')}: not valid UTF-8 text")
+
+
+def _strings(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list | tuple):
+        return [s for v in value for s in _strings(v)]
+    return []
