@@ -5,11 +5,11 @@ the running engine applies; queries read the database directly."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 from collections.abc import AsyncIterator, Generator, Iterable, Mapping
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from core.engine import resubmission, unretried_failures
@@ -83,9 +83,7 @@ class Client:
     async def _open(cls, path: str) -> Client:
         if path == MEMORY:
             raise InvalidArgument("a Client cannot open ':memory:' (it belongs to one engine)")
-        if not Path(path).exists():
-            raise CorruptDatabase(path, "no such file; start an engine (taskdeck worker) to create it")
-        conn = await asyncio.to_thread(connect, path)
+        conn = await asyncio.to_thread(_connect_existing, path)
         try:
             version = schema_version(conn, path)
         except BaseException:
@@ -98,7 +96,9 @@ class Client:
 
                 raise SchemaTooNew(path, version, SCHEMA_VERSION)
             raise CorruptDatabase(
-                path, f"schema version {version} is older than {SCHEMA_VERSION}; open it with an engine once to migrate it"
+                path,
+                f"schema version {version} is older than {SCHEMA_VERSION}; "
+                "open it with an engine once to migrate it",
             )
         return cls(path, Database(path, conn, synchronous="NORMAL", publish=lambda events: None))
 
@@ -153,14 +153,31 @@ class Client:
     ) -> SubmitResult:
         """Queue one task. Any kind is accepted; kinds the engine registered are validated
         against their schema and get their defaults."""
-        sub = Submission(kind, payload, priority=priority, key=key, on_duplicate=on_duplicate,  # type: ignore[arg-type]
-                         run_at=run_at, delay=delay, depends_on=tuple(depends_on),
-                         on_dependency_failure=on_dependency_failure,  # type: ignore[arg-type]
-                         parent=parent, group=group, tags=tags, label=label, retry=retry,
-                         timeout=timeout, ttl=ttl, io=io, fail_fast=fail_fast)  # fmt: skip
+        sub = Submission(
+            kind,
+            payload,
+            priority=priority,
+            key=key,
+            on_duplicate=on_duplicate,  # type: ignore[arg-type]
+            run_at=run_at,
+            delay=delay,
+            depends_on=tuple(depends_on),
+            on_dependency_failure=on_dependency_failure,  # type: ignore[arg-type]
+            parent=parent,
+            group=group,
+            tags=tags,
+            label=label,
+            retry=retry,
+            timeout=timeout,
+            ttl=ttl,
+            io=io,
+            fail_fast=fail_fast,
+        )
         return (await self.submit_many([sub]))[0]
 
-    async def submit_many(self, submissions: Iterable[Submission], *, _retry_of: int | None = None) -> list[SubmitResult]:
+    async def submit_many(
+        self, submissions: Iterable[Submission], *, _retry_of: int | None = None
+    ) -> list[SubmitResult]:
         self._check_open()
         infos = self._kind_infos()
         now = datetime.now().astimezone().timestamp()
@@ -187,7 +204,9 @@ class Client:
         if rec is None:
             raise TaskNotFound(task_id)
         if not rec.is_terminal or rec.state in (TaskState.COMPLETED, TaskState.SKIPPED):
-            raise InvalidState(f"task {task_id} is {rec.state.value}; only failed, cancelled or expired tasks can be retried")
+            raise InvalidState(
+                f"task {task_id} is {rec.state.value}; only failed, cancelled or expired tasks can be retried"
+            )
         return (await self.submit_many([resubmission(rec)], _retry_of=task_id))[0]
 
     async def retry_failed(self, kind: str | None = None) -> list[int]:
@@ -291,8 +310,14 @@ class Client:
     async def set_retention(self, keep: int | None = 10_000, days: float | None = 90.0) -> None:
         await self._request("set_retention", keep=keep, days=days)
 
-    async def cancel_where(self, *, kind: str | None = None, group: str | None = None,
-                           tag: tuple[str, str] | None = None, state: str | None = None) -> list[int]:  # fmt: skip
+    async def cancel_where(
+        self,
+        *,
+        kind: str | None = None,
+        group: str | None = None,
+        tag: tuple[str, str] | None = None,
+        state: str | None = None,
+    ) -> list[int]:
         recs = self.tasks(states=[state] if state else None, kind=kind, group=group, tag=tag)
         for r in recs:
             await self._request("cancel", task_id=r.id)
@@ -304,26 +329,71 @@ class Client:
         self._check_open()
         return self._db.read(lambda c: q.get(c, task_id))
 
-    def tasks(self, states: Iterable[str] | None = None, kind: str | None = None,
-              group: str | None = None, tag: tuple[str, str] | None = None, parent: int | None = None,
-              schedule_id: int | None = None, search: str | None = None, limit: int | None = None,
-              offset: int = 0) -> list[TaskRecord]:  # fmt: skip
+    def tasks(
+        self,
+        states: Iterable[str] | None = None,
+        kind: str | None = None,
+        group: str | None = None,
+        tag: tuple[str, str] | None = None,
+        parent: int | None = None,
+        schedule_id: int | None = None,
+        search: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[TaskRecord]:
         self._check_open()
-        st = [TaskState(s).value for s in ([states] if isinstance(states, str) else states)] if states else None
-        return self._db.read(lambda c: q.select_tasks(
-            c, active=True, states=st, kind=kind, group=group, tag=tag, parent=parent,
-            schedule_id=schedule_id, search=search, limit=limit, offset=offset))  # fmt: skip
+        st = (
+            [TaskState(s).value for s in ([states] if isinstance(states, str) else states)]
+            if states
+            else None
+        )
+        return self._db.read(
+            lambda c: q.select_tasks(
+                c,
+                active=True,
+                states=st,
+                kind=kind,
+                group=group,
+                tag=tag,
+                parent=parent,
+                schedule_id=schedule_id,
+                search=search,
+                limit=limit,
+                offset=offset,
+            )
+        )
 
-    async def history(self, states: Iterable[str] | None = None, kind: str | None = None,
-                      since: datetime | None = None, until: datetime | None = None,
-                      search: str | None = None, schedule_id: int | None = None,
-                      limit: int | None = 100, offset: int = 0) -> list[TaskRecord]:  # fmt: skip
+    async def history(
+        self,
+        states: Iterable[str] | None = None,
+        kind: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        search: str | None = None,
+        schedule_id: int | None = None,
+        limit: int | None = 100,
+        offset: int = 0,
+    ) -> list[TaskRecord]:
         self._check_open()
-        st = [TaskState(s).value for s in ([states] if isinstance(states, str) else states)] if states else None
-        return await self._db.read_async(lambda c: q.select_tasks(
-            c, active=False, states=st, kind=kind, search=search, schedule_id=schedule_id,
-            since=since.timestamp() if since else None, until=until.timestamp() if until else None,
-            limit=limit, offset=offset))  # fmt: skip
+        st = (
+            [TaskState(s).value for s in ([states] if isinstance(states, str) else states)]
+            if states
+            else None
+        )
+        return await self._db.read_async(
+            lambda c: q.select_tasks(
+                c,
+                active=False,
+                states=st,
+                kind=kind,
+                search=search,
+                schedule_id=schedule_id,
+                since=since.timestamp() if since else None,
+                until=until.timestamp() if until else None,
+                limit=limit,
+                offset=offset,
+            )
+        )
 
     def counts(self) -> dict[str, int]:
         self._check_open()
@@ -332,8 +402,9 @@ class Client:
 
     def children(self, task_id: int) -> list[TaskRecord]:
         self._check_open()
-        return self._db.read(lambda c: q.select_tasks(c, active=True, states=[s.value for s in TaskState],
-                                                      parent=task_id))  # fmt: skip
+        return self._db.read(
+            lambda c: q.select_tasks(c, active=True, states=[s.value for s in TaskState], parent=task_id)
+        )
 
     def events_of(self, task_id: int) -> list[Event]:
         self._check_open()
@@ -366,15 +437,24 @@ class Client:
                 "('pending', 'blocked', 'running', 'waiting', 'paused') GROUP BY grp, state"
             ):
                 counts.setdefault(grp, {})[state] = n
-            limits = {r[0]: r[1:] for r in c.execute("SELECT name, max_concurrency, paused, paused_until FROM groups")}
+            limits = {
+                r[0]: r[1:]
+                for r in c.execute("SELECT name, max_concurrency, paused, paused_until FROM groups")
+            }
             out = []
             for name in sorted(set(counts) | set(limits)):
                 limit, paused, until = limits.get(name, (None, 0, None))
                 if limit is None and not paused and name not in counts:
                     continue
-                out.append(GroupInfo(name=name, limit=limit, paused=bool(paused),
-                                     paused_until=datetime.fromtimestamp(until).astimezone() if until else None,
-                                     counts=counts.get(name, {})))  # fmt: skip
+                out.append(
+                    GroupInfo(
+                        name=name,
+                        limit=limit,
+                        paused=bool(paused),
+                        paused_until=datetime.fromtimestamp(until).astimezone() if until else None,
+                        counts=counts.get(name, {}),
+                    )
+                )
             return out
 
         return self._db.read(read)
@@ -383,18 +463,34 @@ class Client:
         """What the database shows now (progress is at most a second old)."""
         self._check_open()
         running = tuple(
-            RunningTask(id=r.id, kind=r.kind, label=r.label, priority=r.priority, group=r.group,
-                        started_at=r.started_at or r.created_at, progress=r.progress,
-                        progress_message=r.progress_message, bytes_done=r.bytes_done,
-                        bytes_total=r.bytes_total, speed=r.speed, eta=r.eta, interrupting=None)
+            RunningTask(
+                id=r.id,
+                kind=r.kind,
+                label=r.label,
+                priority=r.priority,
+                group=r.group,
+                started_at=r.started_at or r.created_at,
+                progress=r.progress,
+                progress_message=r.progress_message,
+                bytes_done=r.bytes_done,
+                bytes_total=r.bytes_total,
+                speed=r.speed,
+                eta=r.eta,
+                interrupting=None,
+            )
             for r in self.tasks(states=["running"])
-        )  # fmt: skip
+        )
         counts = {k: v for k, v in self.counts().items() if TaskState(k).is_active}
         settings = self.settings()
-        return Snapshot(running=running, counts=counts,
-                        max_concurrency=int(settings.get("max_concurrency", 4)), held=False,
-                        paused_all=bool(settings.get("paused_all", False)),
-                        groups=tuple(self.groups()), waiting={})  # fmt: skip
+        return Snapshot(
+            running=running,
+            counts=counts,
+            max_concurrency=int(settings.get("max_concurrency", 4)),
+            held=False,
+            paused_all=bool(settings.get("paused_all", False)),
+            groups=tuple(self.groups()),
+            waiting={},
+        )
 
     # -- following ----------------------------------------------------------------------
 
@@ -411,7 +507,7 @@ class Client:
         conn = self._db.reader
         version = None
         while not self._closed:
-            page = self._db.read(lambda c: q.events_after(c, cursor, 1000))
+            page = self._db.read(functools.partial(q.events_after, seq=cursor, limit=1000))
             for ev in page:
                 assert ev.seq is not None
                 cursor = ev.seq
@@ -436,6 +532,12 @@ class Client:
             if deadline is not None and loop.time() >= deadline:
                 raise WaitTimeout(task_id, timeout or 0)
             await asyncio.sleep(POLL_SECONDS)
+
+
+def _connect_existing(path: str) -> Any:
+    if not os.path.exists(path):
+        raise CorruptDatabase(path, "no such file; start an engine (taskdeck worker) to create it")
+    return connect(path)
 
 
 def _inbox(conn: Any, op: str, args: dict[str, Any], now: float) -> None:

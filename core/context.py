@@ -24,17 +24,24 @@ _AUTH_HEADER = re.compile(
     r"(?i)\b((?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?)(?:(bearer|basic|token|digest)\s+)?[^\s\"',;&]+"
 )
 _REDACTIONS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"(?i)\b((?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|secret[_-]?key"
-                r"|session[_-]?token|aws_secret_access_key)[\"']?\s*[:=]\s*[\"']?)[^\s\"',;&]+"), r"\1***"),
+    (
+        re.compile(
+            r"(?i)\b((?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|secret[_-]?key"
+            r"|session[_-]?token|aws_secret_access_key)[\"']?\s*[:=]\s*[\"']?)[^\s\"',;&]+"
+        ),
+        r"\1***",
+    ),
     (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 ***"),
     (re.compile(r"\bAKIA[0-9A-Z]{16}\b"), "***"),
     (re.compile(r"\b([a-z][a-z0-9+.-]*://)[^/\s:@]+:[^/\s@]+@"), r"\1***:***@"),
-)  # fmt: skip
+)
 
 
 def redact(message: str) -> str:
     """Mask passwords, tokens, keys and URL credentials in a log line."""
-    message = _AUTH_HEADER.sub(lambda m: m.group(1) + (f"{m.group(2)} " if m.group(2) else "") + "***", message)
+    message = _AUTH_HEADER.sub(
+        lambda m: m.group(1) + (f"{m.group(2)} " if m.group(2) else "") + "***", message
+    )
     for pattern, replacement in _REDACTIONS:
         message = pattern.sub(replacement, message)
     return message
@@ -162,8 +169,18 @@ class SyncTaskContext:
 
     def __getattr__(self, name: str) -> Any:
         # identity properties read plain attributes: safe from any thread
-        if name in ("id", "kind", "payload", "attempt", "max_retries", "priority", "parent_id",
-                    "schedule_id", "resume_data", "interrupted"):  # fmt: skip
+        if name in (
+            "id",
+            "kind",
+            "payload",
+            "attempt",
+            "max_retries",
+            "priority",
+            "parent_id",
+            "schedule_id",
+            "resume_data",
+            "interrupted",
+        ):
             return getattr(self._ctx, name)
         raise AttributeError(name)
 

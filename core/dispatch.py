@@ -24,10 +24,25 @@ class MirrorTask:
     """Dispatch fields of one active task (the row holds the rest)."""
 
     __slots__ = (
-        "attempt", "expires_at", "group", "id", "in_ready", "kind", "label", "parent_id",
-        "pos", "priority", "reasons", "run", "run_at", "started", "state", "timer", "ttl_timer",
+        "attempt",
+        "expires_at",
+        "group",
+        "id",
+        "in_ready",
+        "kind",
+        "label",
+        "parent_id",
+        "pos",
+        "priority",
+        "reasons",
+        "run",
+        "run_at",
+        "started",
+        "state",
+        "timer",
+        "ttl_timer",
         "ver",
-    )  # fmt: skip
+    )
 
     def __init__(
         self,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -35,7 +36,7 @@ from core.store import queries as q
 from core.store.database import Database
 from core.store.db import MEMORY, connect, migrate
 from core.store.tasks import NewTask, SubmitEffects, dumps
-from core.store.transitions import pause_mask_from_db, settings_get, settings_put
+from core.store.transitions import settings_get, settings_put
 from core.timers import Timers
 from core.types import (
     DEFAULT_RETRY,
@@ -81,10 +82,25 @@ _OK, _INTERRUPTED, _PERMANENT, _ERROR = range(4)
 _PAUSE_BITS = PauseReason.USER | PauseReason.PREEMPTED
 # Requests a client may leave in the inbox for the running engine.
 INBOX_OPS = frozenset(
-    {"cancel", "pause", "resume", "set_priority", "move", "pause_all", "resume_all",
-     "pause_group", "resume_group", "set_max_concurrency", "set_group_limit", "set_retention",
-     "hold", "release", "interrupt", "cancel_where"}
-)  # fmt: skip
+    {
+        "cancel",
+        "pause",
+        "resume",
+        "set_priority",
+        "move",
+        "pause_all",
+        "resume_all",
+        "pause_group",
+        "resume_group",
+        "set_max_concurrency",
+        "set_group_limit",
+        "set_retention",
+        "hold",
+        "release",
+        "interrupt",
+        "cancel_where",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -111,7 +127,9 @@ class EngineConfig:
         if isinstance(self.max_concurrency, bool) or not isinstance(self.max_concurrency, int):
             raise InvalidArgument(f"max_concurrency: must be an int, got {self.max_concurrency!r}")
         if not 1 <= self.max_concurrency <= MAX_CONCURRENCY_LIMIT:
-            raise InvalidArgument(f"max_concurrency: must be in 1..{MAX_CONCURRENCY_LIMIT}, got {self.max_concurrency}")
+            raise InvalidArgument(
+                f"max_concurrency: must be in 1..{MAX_CONCURRENCY_LIMIT}, got {self.max_concurrency}"
+            )
         if self.preempt_at is not None:
             check_priority(self.preempt_at, "preempt_at")
         for name in ("preempt_grace", "cleanup_timeout"):
@@ -131,11 +149,35 @@ class _Run:
     """One execution of a task (an attempt, or the rest of one after a pause)."""
 
     __slots__ = (
-        "atask", "checkpoint", "checkpoint_text", "ctx", "dirty", "done", "engine", "eta",
-        "finished", "grace_timer", "interrupt", "io", "message", "payload", "policy",
-        "progress", "rate_done", "rate_frac", "rate_t", "schedule_id", "spec", "speed",
-        "started_at", "task", "timeout", "timeout_timer", "total", "worker",
-    )  # fmt: skip
+        "atask",
+        "checkpoint",
+        "checkpoint_text",
+        "ctx",
+        "dirty",
+        "done",
+        "engine",
+        "eta",
+        "finished",
+        "grace_timer",
+        "interrupt",
+        "io",
+        "message",
+        "payload",
+        "policy",
+        "progress",
+        "rate_done",
+        "rate_frac",
+        "rate_t",
+        "schedule_id",
+        "spec",
+        "speed",
+        "started_at",
+        "task",
+        "timeout",
+        "timeout_timer",
+        "total",
+        "worker",
+    )
 
     def __init__(self, engine: Engine, task: MirrorTask) -> None:
         self.engine = engine
@@ -333,18 +375,58 @@ class Engine:
 
     def _adopt(self, row: tuple[Any, ...]) -> MirrorTask:
         """Put a task row (from load_active) into the mirror and, if ready, the queue."""
-        id_, kind, priority, pos, grp, state, reasons, run_at, expires_at, parent_id, started, label, attempt = row
+        (
+            id_,
+            kind,
+            priority,
+            pos,
+            grp,
+            state,
+            reasons,
+            run_at,
+            expires_at,
+            parent_id,
+            started,
+            label,
+            attempt,
+        ) = row
         t = self._tasks.get(id_)
         if t is None:
-            t = MirrorTask(id_, kind, priority, float(pos), grp, state, reasons, run_at, expires_at,
-                           parent_id, bool(started), label, attempt)  # fmt: skip
+            t = MirrorTask(
+                id_,
+                kind,
+                priority,
+                float(pos),
+                grp,
+                state,
+                reasons,
+                run_at,
+                expires_at,
+                parent_id,
+                bool(started),
+                label,
+                attempt,
+            )
             self._tasks[id_] = t
         else:  # refreshed: the row changed behind the mirror's back
             self._ready.discard(t)
             self._cancel_timers(t)
-            t.kind, t.priority, t.pos, t.group, t.state, t.reasons = kind, priority, float(pos), grp, state, reasons
+            t.kind, t.priority, t.pos, t.group, t.state, t.reasons = (
+                kind,
+                priority,
+                float(pos),
+                grp,
+                state,
+                reasons,
+            )
             t.run_at, t.expires_at, t.parent_id, t.started, t.label, t.attempt = (
-                run_at, expires_at, parent_id, bool(started), label, attempt)  # fmt: skip
+                run_at,
+                expires_at,
+                parent_id,
+                bool(started),
+                label,
+                attempt,
+            )
         if state == TaskState.PENDING:
             self._make_pending(t)
         if expires_at is not None and not t.started and state != TaskState.RUNNING:
@@ -375,9 +457,21 @@ class Engine:
         `handler(ctx, payload)` is async for run_in="loop", a plain function for "thread"
         and "process" (a process handler must be importable: a module-level function).
         `cleanup(ctx, payload, reason)` runs when a task is cancelled or fails for good."""
-        spec = make_spec(kind, handler, priority=priority, retry=retry, timeout=timeout, io=io,
-                         group=group, ttl=ttl, finalize=finalize, cleanup=cleanup, run_in=run_in,
-                         schema=schema, description=description)  # fmt: skip
+        spec = make_spec(
+            kind,
+            handler,
+            priority=priority,
+            retry=retry,
+            timeout=timeout,
+            io=io,
+            group=group,
+            ttl=ttl,
+            finalize=finalize,
+            cleanup=cleanup,
+            run_in=run_in,
+            schema=schema,
+            description=description,
+        )
         self._kinds[kind] = spec
         if self._started:
             self._publish_kinds()
@@ -425,7 +519,7 @@ class Engine:
         self._publish_kinds()
         for name, until in list(self._settings.paused_groups.items()):
             if until is not None:
-                self._timers.call_at(until, lambda n=name: self._auto_resume_group(n))
+                self._timers.call_at(until, functools.partial(self._auto_resume_group, name, until))
         self._request_tick()
 
     async def _serve(self, ready: asyncio.Future[None]) -> None:
@@ -565,11 +659,28 @@ class Engine:
         spec = self._kinds.get(kind) if isinstance(kind, str) else None
         if spec is None and isinstance(kind, str):
             raise UnknownKind(kind)
-        row = build_task(kind, payload, info=spec.info if spec else None, now=self._now(),
-                         priority=priority, key=key, on_duplicate=on_duplicate, run_at=run_at,
-                         delay=delay, depends_on=depends_on, on_dependency_failure=on_dependency_failure,
-                         parent=parent, group=group, tags=tags, label=label, retry=retry,
-                         timeout=timeout, ttl=ttl, io=io, fail_fast=fail_fast)  # fmt: skip
+        row = build_task(
+            kind,
+            payload,
+            info=spec.info if spec else None,
+            now=self._now(),
+            priority=priority,
+            key=key,
+            on_duplicate=on_duplicate,
+            run_at=run_at,
+            delay=delay,
+            depends_on=depends_on,
+            on_dependency_failure=on_dependency_failure,
+            parent=parent,
+            group=group,
+            tags=tags,
+            label=label,
+            retry=retry,
+            timeout=timeout,
+            ttl=ttl,
+            io=io,
+            fail_fast=fail_fast,
+        )
         return (await self._submit_rows([row]))[0]
 
     async def submit_many(self, submissions: Iterable[Submission]) -> list[SubmitResult]:
@@ -601,14 +712,26 @@ class Engine:
 
     def _apply_submit_effects(self, fx: SubmitEffects) -> None:
         for task_id, t, mask in fx.inserted:
-            m = MirrorTask(task_id, t.kind, t.priority, float(task_id), t.group,
-                           TaskState.PAUSED if mask else TaskState.PENDING, mask, t.run_at,
-                           t.expires_at, t.parent_id, False, t.label, 1)  # fmt: skip
+            m = MirrorTask(
+                task_id,
+                t.kind,
+                t.priority,
+                float(task_id),
+                t.group,
+                TaskState.PAUSED if mask else TaskState.PENDING,
+                mask,
+                t.run_at,
+                t.expires_at,
+                t.parent_id,
+                False,
+                t.label,
+                1,
+            )
             self._tasks[task_id] = m
             if not mask:
                 self._make_pending(m)
             if t.expires_at is not None:
-                m.ttl_timer = self._timers.call_at(t.expires_at, lambda m=m: self._on_ttl(m))
+                m.ttl_timer = self._timers.call_at(t.expires_at, functools.partial(self._on_ttl, m))
         if fx.changed:
             self._refresh(fx.changed)
         for task_id in fx.interrupt:
@@ -682,9 +805,15 @@ class Engine:
         ttl_age = now - (t.expires_at or now)
 
         def op(conn: Any) -> bool:
-            return db.tr.end_idle(conn, t.id, now, state=TaskState.EXPIRED, event=EventKind.EXPIRED,
-                                  error="expired before it started (ttl ran out)",
-                                  event_data={"late": round(ttl_age, 3)})  # fmt: skip
+            return db.tr.end_idle(
+                conn,
+                t.id,
+                now,
+                state=TaskState.EXPIRED,
+                event=EventKind.EXPIRED,
+                error="expired before it started (ttl ran out)",
+                event_data={"late": round(ttl_age, 3)},
+            )
 
         db.writer.enqueue(op, lambda ok, err: self._after_terminal(t.id))
         self._request_tick()
@@ -765,16 +894,21 @@ class Engine:
         if options:
             opts = json.loads(options)
             run.policy = (
-                RetryPolicy.from_json(opts["retry"]) if "retry" in opts
-                else spec.info.retry if spec else RetryPolicy(max_retries=max_retries or 0)
-            )  # fmt: skip
+                RetryPolicy.from_json(opts["retry"])
+                if "retry" in opts
+                else spec.info.retry
+                if spec
+                else RetryPolicy(max_retries=max_retries or 0)
+            )
             run.timeout = opts.get("timeout", spec.info.timeout if spec else None)
         elif spec is not None:
             run.policy = spec.info.retry
             run.timeout = spec.info.timeout
         if run.timeout is not None:
-            run.timeout_timer = self._timers.call_at(run.started_at + run.timeout, lambda: self._on_timeout(run))
-        if self._closed or not self._dispatching and run.interrupt is None:
+            run.timeout_timer = self._timers.call_at(
+                run.started_at + run.timeout, lambda: self._on_timeout(run)
+            )
+        if self._closed or (not self._dispatching and run.interrupt is None):
             run.interrupt = "stop"
         assert self._tg is not None
         run.atask = self._tg.create_task(self._execute(run), name=f"task {t.id} {t.kind}")
@@ -874,7 +1008,7 @@ class Engine:
             try:
                 return await asyncio.shield(fut)
             except asyncio.CancelledError:
-                if run.interrupt is None or run.interrupt == "stop" and self._closed:
+                if run.interrupt is None or (run.interrupt == "stop" and self._closed):
                     raise
                 if fut.done():
                     return fut.result()
@@ -893,9 +1027,16 @@ class Engine:
         """Ask a running task to stop (it sees ctx.interrupted); cancel it after a grace."""
         if run.finished:
             return
-        if run.interrupt is None or reason in ("cancel", "supersede", "stop", "timeout"):
-            if run.interrupt not in ("cancel", "supersede", "timeout") or reason == "stop":
-                run.interrupt = reason
+        # A stronger reason replaces a weaker one (a pause becomes a cancel), never the reverse.
+        if (
+            run.interrupt is None
+            or reason == "stop"
+            or (
+                reason in ("cancel", "supersede", "timeout")
+                and run.interrupt not in ("cancel", "supersede", "timeout")
+            )
+        ):
+            run.interrupt = reason
         if self._procs is not None and run.worker is not None:
             self._procs.interrupt(run)
         grace = self.config.preempt_grace if grace is None else grace
@@ -927,40 +1068,85 @@ class Engine:
             except (TypeError, ValueError) as e:
                 outcome, value = _PERMANENT, Permanent(f"the handler's result is not JSON-serialisable: {e}")
             else:
-                return _Decision(TaskState.COMPLETED, EventKind.COMPLETED, result_json=result_json,
-                                 attempt=attempt, progress=1.0)  # fmt: skip
+                return _Decision(
+                    TaskState.COMPLETED,
+                    EventKind.COMPLETED,
+                    result_json=result_json,
+                    attempt=attempt,
+                    progress=1.0,
+                )
         if outcome == _INTERRUPTED:
             reason = run.interrupt or "stop"
             if reason == "timeout":
                 outcome, value = _ERROR, TimeoutError(f"timed out after {run.timeout:g} s")
             elif reason == "cancel":
-                return _Decision(TaskState.CANCELLED, EventKind.CANCELLED, attempt=attempt,
-                                 error="cancelled while running", cleanup="cancelled")  # fmt: skip
+                return _Decision(
+                    TaskState.CANCELLED,
+                    EventKind.CANCELLED,
+                    attempt=attempt,
+                    error="cancelled while running",
+                    cleanup="cancelled",
+                )
             elif reason == "supersede":
-                return _Decision(TaskState.SUPERSEDED, EventKind.SUPERSEDED, attempt=attempt,
-                                 error="superseded by a newer submission", cleanup="superseded")  # fmt: skip
+                return _Decision(
+                    TaskState.SUPERSEDED,
+                    EventKind.SUPERSEDED,
+                    attempt=attempt,
+                    error="superseded by a newer submission",
+                    cleanup="superseded",
+                )
             elif reason == "stop":
-                return _Decision(TaskState.PAUSED if t.reasons else TaskState.PENDING,
-                                 EventKind.INTERRUPTED, mask=t.reasons, attempt=attempt,
-                                 keep_checkpoint=True, run_at=None)  # fmt: skip
+                return _Decision(
+                    TaskState.PAUSED if t.reasons else TaskState.PENDING,
+                    EventKind.INTERRUPTED,
+                    mask=t.reasons,
+                    attempt=attempt,
+                    keep_checkpoint=True,
+                    run_at=None,
+                )
             else:  # pause or preempt
                 if t.reasons:
-                    return _Decision(TaskState.PAUSED, EventKind.PAUSED, mask=t.reasons, attempt=attempt,
-                                     keep_checkpoint=True, data={"reasons": list(PauseReason(t.reasons).names)})  # fmt: skip
+                    return _Decision(
+                        TaskState.PAUSED,
+                        EventKind.PAUSED,
+                        mask=t.reasons,
+                        attempt=attempt,
+                        keep_checkpoint=True,
+                        data={"reasons": list(PauseReason(t.reasons).names)},
+                    )
                 return _Decision(TaskState.PENDING, EventKind.RESUMED, attempt=attempt, keep_checkpoint=True)
-        message, summary = _format_error(value if isinstance(value, BaseException) else RuntimeError(str(value)))
+        message, summary = _format_error(
+            value if isinstance(value, BaseException) else RuntimeError(str(value))
+        )
         if outcome == _ERROR and attempt <= policy.max_retries:
             delay = policy.delay_for(attempt, self._rng)
             run_at = self._now() + delay
             return _Decision(
-                TaskState.PAUSED if t.reasons else TaskState.PENDING, EventKind.RETRYING,
-                mask=t.reasons, error=message, traceback=summary, run_at=run_at, attempt=attempt + 1,
+                TaskState.PAUSED if t.reasons else TaskState.PENDING,
+                EventKind.RETRYING,
+                mask=t.reasons,
+                error=message,
+                traceback=summary,
+                run_at=run_at,
+                attempt=attempt + 1,
                 keep_checkpoint=True,
-                data={"error": message, "attempt": attempt + 1, "of": policy.max_retries + 1,
-                      "at": run_at, "delay": round(delay, 3)},
-            )  # fmt: skip
-        return _Decision(TaskState.FAILED, EventKind.FAILED, error=message, traceback=summary,
-                         attempt=attempt, data={"error": message}, cleanup="failed")  # fmt: skip
+                data={
+                    "error": message,
+                    "attempt": attempt + 1,
+                    "of": policy.max_retries + 1,
+                    "at": run_at,
+                    "delay": round(delay, 3),
+                },
+            )
+        return _Decision(
+            TaskState.FAILED,
+            EventKind.FAILED,
+            error=message,
+            traceback=summary,
+            attempt=attempt,
+            data={"error": message},
+            cleanup="failed",
+        )
 
     def _commit_decision(self, run: _Run, d: _Decision) -> None:
         t = run.task
@@ -986,11 +1172,23 @@ class Engine:
 
         def op(conn: Any) -> SubmitEffects | None:
             ok, requeue = db.tr.end_run(
-                conn, t.id, now, state=d.state, event=d.event, event_data=d.data, mask=d.mask,
-                result_json=d.result_json, error=d.error, traceback=d.traceback, run_at=d.run_at,
-                attempt=d.attempt, checkpoint_json=checkpoint, progress=d.progress,
-                run_seconds=elapsed, io=io,
-            )  # fmt: skip
+                conn,
+                t.id,
+                now,
+                state=d.state,
+                event=d.event,
+                event_data=d.data,
+                mask=d.mask,
+                result_json=d.result_json,
+                error=d.error,
+                traceback=d.traceback,
+                run_at=d.run_at,
+                attempt=d.attempt,
+                checkpoint_json=checkpoint,
+                progress=d.progress,
+                run_seconds=elapsed,
+                io=io,
+            )
             if not (ok and requeue and terminal and d.state != TaskState.CANCELLED):
                 return None
             again = json.loads(requeue)
@@ -999,12 +1197,24 @@ class Engine:
             ).fetchone()
             grp, label, key, options, tags = row
             opts = json.loads(options) if options else {}
-            new = NewTask(kind=t.kind, payload_json=dumps(again["payload"]), priority=again["priority"],
-                          group=grp, label=label, key=key, on_duplicate="skip", parent_id=t.parent_id,
-                          schedule_id=run.schedule_id, retry_of=None,
-                          max_retries=(info.info.retry.max_retries if info else DEFAULT_RETRY.max_retries),
-                          options_json=options, tags=json.loads(tags) if tags else None, created_at=now,
-                          run_at=None, expires_at=now + opts["ttl"] if "ttl" in opts else None)  # fmt: skip
+            new = NewTask(
+                kind=t.kind,
+                payload_json=dumps(again["payload"]),
+                priority=again["priority"],
+                group=grp,
+                label=label,
+                key=key,
+                on_duplicate="skip",
+                parent_id=t.parent_id,
+                schedule_id=run.schedule_id,
+                retry_of=None,
+                max_retries=(info.info.retry.max_retries if info else DEFAULT_RETRY.max_retries),
+                options_json=options,
+                tags=json.loads(tags) if tags else None,
+                created_at=now,
+                run_at=None,
+                expires_at=now + opts["ttl"] if "ttl" in opts else None,
+            )
             return db.sql.submit(conn, [new], self._pause_mask)
 
         def after(fx: SubmitEffects | None, err: BaseException | None) -> None:
@@ -1054,10 +1264,21 @@ class Engine:
         self._update_speed(run, now)
         run.dirty = True
         self._bus.publish_progress(
-            Event(seq=None, at=self._clock.now(), kind=EventKind.PROGRESS, task_id=run.task.id,
-                  data={"progress": run.progress, "message": run.message, "done": run.done,
-                        "total": run.total, "speed": run.speed, "eta": run.eta})
-        )  # fmt: skip
+            Event(
+                seq=None,
+                at=self._clock.now(),
+                kind=EventKind.PROGRESS,
+                task_id=run.task.id,
+                data={
+                    "progress": run.progress,
+                    "message": run.message,
+                    "done": run.done,
+                    "total": run.total,
+                    "speed": run.speed,
+                    "eta": run.eta,
+                },
+            )
+        )
         self._schedule_progress_write()
 
     def _update_speed(self, run: _Run, now: float) -> None:
@@ -1134,7 +1355,6 @@ class Engine:
             raise TaskNotFound(task_id)
         if rec.is_terminal:
             return rec
-        assert self._loop is not None or True
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(task_id, []).append(fut)
         if task_id not in self._tasks:  # it ended between the read and now
@@ -1181,13 +1401,18 @@ class Engine:
                 events = [e for e in events if e[0] < upto]
             if not events:
                 return
-            new_ids = [e[3] for e in events
-                       if e[2] == "submitted" and e[3] is not None and e[3] not in self._tasks]  # fmt: skip
-            changed = [e[3] for e in events
-                       if e[2] in ("priority_changed", "superseded", "requeued")
-                       and e[3] is not None and e[3] in self._tasks]  # fmt: skip
+            new_ids = [
+                e[3] for e in events if e[2] == "submitted" and e[3] is not None and e[3] not in self._tasks
+            ]
+            changed = [
+                e[3]
+                for e in events
+                if e[2] in ("priority_changed", "superseded", "requeued")
+                and e[3] is not None
+                and e[3] in self._tasks
+            ]
             if new_ids:
-                for row in self._db.read(lambda c, ids=new_ids: self._db.sql.load_active(c, ids)):
+                for row in self._db.read(functools.partial(self._db.sql.load_active, ids=new_ids)):
                     self._adopt(row)
                 self._request_tick()
             if changed:
@@ -1196,8 +1421,14 @@ class Engine:
             if len(events) < 1000:
                 return
 
-    async def _emit(self, kind: EventKind, data: dict[str, Any] | None = None, *,
-                    scope: str | None = None, extra: Callable[[Any], None] | None = None) -> None:  # fmt: skip
+    async def _emit(
+        self,
+        kind: EventKind,
+        data: dict[str, Any] | None = None,
+        *,
+        scope: str | None = None,
+        extra: Callable[[Any], None] | None = None,
+    ) -> None:
         """Persist a change event (and `extra` writes) in one transaction."""
         db = self._db
         now = self._now()
@@ -1273,8 +1504,11 @@ class Engine:
         started = t.started
         self._forget(t)
         t.state = TaskState.CANCELLED
-        ok = await db.writer.run(lambda conn: db.tr.end_idle(
-            conn, t.id, now, state=TaskState.CANCELLED, event=EventKind.CANCELLED, error=error))  # fmt: skip
+        ok = await db.writer.run(
+            lambda conn: db.tr.end_idle(
+                conn, t.id, now, state=TaskState.CANCELLED, event=EventKind.CANCELLED, error=error
+            )
+        )
         if not ok:
             self._refresh([t.id])
             raise InvalidState(f"task {t.id} could not be cancelled in its current state")
@@ -1282,15 +1516,18 @@ class Engine:
         spec = self._kinds.get(t.kind)
         if started and spec is not None and spec.cleanup is not None:
             run = _Run(self, t)
-            row = db.read(lambda c: c.execute("SELECT payload, checkpoint FROM tasks WHERE id = ?", (t.id,)).fetchone())
+            row = db.read(
+                lambda c: c.execute("SELECT payload, checkpoint FROM tasks WHERE id = ?", (t.id,)).fetchone()
+            )
             run.payload = json.loads(row[0])
             run.checkpoint = json.loads(row[1]) if row[1] else None
             run.finished = True
             await self._run_cleanup(spec, run.ctx, run.payload, "cancelled")
         self._request_tick()
 
-    async def _set_reasons(self, t: MirrorTask, mask: int, event: EventKind | None,
-                           data: dict[str, Any] | None = None) -> None:  # fmt: skip
+    async def _set_reasons(
+        self, t: MirrorTask, mask: int, event: EventKind | None, data: dict[str, Any] | None = None
+    ) -> None:
         """Change the pause bits of a task that is not running."""
         db = self._db
         now = self._now()
@@ -1359,10 +1596,13 @@ class Engine:
 
     def _queued(self, exclude: int) -> list[MirrorTask]:
         return sorted(
-            (t for t in self._tasks.values()
-             if t.state in (TaskState.PENDING, TaskState.PAUSED) and t.id != exclude),
+            (
+                t
+                for t in self._tasks.values()
+                if t.state in (TaskState.PENDING, TaskState.PAUSED) and t.id != exclude
+            ),
             key=lambda t: t.order,
-        )  # fmt: skip
+        )
 
     async def move(self, task_id: int, before: int | None = None, *, to: str | None = None) -> None:
         """Reorder the pending set: `before=other_id`, `to="top"` or `to="bottom"`.
@@ -1391,7 +1631,11 @@ class Engine:
             if not queued:
                 return
             top = queued[0]
-            priority = t.priority if t.priority <= top.priority else max(top.priority, min(t.priority, Priority.HIGH))
+            priority = (
+                t.priority
+                if t.priority <= top.priority
+                else max(top.priority, min(t.priority, Priority.HIGH))
+            )
             same = [x for x in queued if x.priority == priority]
             position = (same[0].pos - 1.0) if same else t.pos
         else:
@@ -1411,8 +1655,9 @@ class Engine:
         data: dict[str, Any] = {"before": before, "to": to}
         if priority != old_priority:
             data.update(old_priority=old_priority, new_priority=priority)
-        await db.writer.run(lambda conn: db.tr.set_priority(conn, t.id, now, old_priority, priority,
-                                                            position, moved=data))  # fmt: skip
+        await db.writer.run(
+            lambda conn: db.tr.set_priority(conn, t.id, now, old_priority, priority, position, moved=data)
+        )
         self._request_tick()
 
     async def _renumber(self, priority: int, queued: list[MirrorTask], *, insert_before: MirrorTask) -> float:
@@ -1427,7 +1672,9 @@ class Engine:
             changes.append((x.pos, x.id))
             if x.in_ready:
                 self._ready.push(x)
-        await self._db.writer.run(lambda c: c.executemany("UPDATE tasks SET position = ? WHERE id = ?", changes))
+        await self._db.writer.run(
+            lambda c: c.executemany("UPDATE tasks SET position = ? WHERE id = ?", changes)
+        )
         assert slot is not None
         return slot
 
@@ -1438,7 +1685,9 @@ class Engine:
         if rec is None:
             raise TaskNotFound(task_id)
         if not rec.is_terminal or rec.state in (TaskState.COMPLETED, TaskState.SKIPPED):
-            raise InvalidState(f"task {task_id} is {rec.state.value}; only failed, cancelled or expired tasks can be retried")
+            raise InvalidState(
+                f"task {task_id} is {rec.state.value}; only failed, cancelled or expired tasks can be retried"
+            )
         sub = resubmission(rec)
         return (await self._submit_rows([self._new_task(sub, retry_of=task_id)]))[0]
 
@@ -1448,18 +1697,27 @@ class Engine:
         out = []
         for rec in recs:
             if rec.kind in self._kinds:
-                out.append((await self._submit_rows([self._new_task(resubmission(rec), retry_of=rec.id)]))[0].id)
+                out.append(
+                    (await self._submit_rows([self._new_task(resubmission(rec), retry_of=rec.id)]))[0].id
+                )
         return out
 
-    async def cancel_where(self, *, kind: str | None = None, group: str | None = None,
-                           tag: tuple[str, str] | None = None, state: str | None = None) -> list[int]:  # fmt: skip
+    async def cancel_where(
+        self,
+        *,
+        kind: str | None = None,
+        group: str | None = None,
+        tag: tuple[str, str] | None = None,
+        state: str | None = None,
+    ) -> list[int]:
         """Cancel every active task matching all the filters; returns their ids."""
         self._check_open()
         states = [state] if state else None
         if state is not None and state not in {s.value for s in TaskState if s.is_active}:
             raise InvalidArgument(f"state: must be an active state, got {state!r}")
-        recs = self._db.read(lambda c: q.select_tasks(c, active=True, states=states, kind=kind,
-                                                      group=group, tag=tag))  # fmt: skip
+        recs = self._db.read(
+            lambda c: q.select_tasks(c, active=True, states=states, kind=kind, group=group, tag=tag)
+        )
         ids = []
         for rec in recs:
             with contextlib.suppress(InvalidState, TaskNotFound):
@@ -1479,13 +1737,24 @@ class Engine:
         if self._settings.paused_all == paused:
             return
         self._settings.paused_all = paused
-        await self._apply_pause_bit(PauseReason.GLOBAL, paused, lambda t: True,
-                                    EventKind.ALL_PAUSED if paused else EventKind.ALL_RESUMED, None,
-                                    lambda conn: settings_put(conn, "paused_all", paused))  # fmt: skip
+        await self._apply_pause_bit(
+            PauseReason.GLOBAL,
+            paused,
+            lambda t: True,
+            EventKind.ALL_PAUSED if paused else EventKind.ALL_RESUMED,
+            None,
+            lambda conn: settings_put(conn, "paused_all", paused),
+        )
 
-    async def _apply_pause_bit(self, bit: int, on: bool, match: Callable[[MirrorTask], bool],
-                               event: EventKind, scope: str | None,
-                               extra: Callable[[Any], None]) -> None:  # fmt: skip
+    async def _apply_pause_bit(
+        self,
+        bit: int,
+        on: bool,
+        match: Callable[[MirrorTask], bool],
+        event: EventKind,
+        scope: str | None,
+        extra: Callable[[Any], None],
+    ) -> None:
         changes: list[tuple[int, int]] = []
         for t in list(self._tasks.values()):
             if not match(t) or t.state == TaskState.WAITING:
@@ -1551,8 +1820,9 @@ class Engine:
         if already:
             await self._emit(EventKind.GROUP_PAUSED, {"until": until_ts}, scope=group, extra=extra)
             return
-        await self._apply_pause_bit(PauseReason.GROUP, True, lambda t: t.group == group,
-                                    EventKind.GROUP_PAUSED, group, extra)  # fmt: skip
+        await self._apply_pause_bit(
+            PauseReason.GROUP, True, lambda t: t.group == group, EventKind.GROUP_PAUSED, group, extra
+        )
 
     def _auto_resume_group(self, group: str, until: float | None = None) -> None:
         if self._closed or group not in self._settings.paused_groups:
@@ -1571,8 +1841,9 @@ class Engine:
         def extra(conn: Any) -> None:
             conn.execute("UPDATE groups SET paused = 0, paused_until = NULL WHERE name = ?", (group,))
 
-        await self._apply_pause_bit(PauseReason.GROUP, False, lambda t: t.group == group,
-                                    EventKind.GROUP_RESUMED, group, extra)  # fmt: skip
+        await self._apply_pause_bit(
+            PauseReason.GROUP, False, lambda t: t.group == group, EventKind.GROUP_RESUMED, group, extra
+        )
 
     async def set_max_concurrency(self, n: int) -> None:
         """How many tasks may run at once (1..1024); takes effect at once."""
@@ -1581,8 +1852,11 @@ class Engine:
             raise InvalidArgument(f"max_concurrency: must be an int in 1..{MAX_CONCURRENCY_LIMIT}, got {n!r}")
         old = self._settings.max_concurrency
         self._settings.max_concurrency = n
-        await self._emit(EventKind.LIMITS_CHANGED, {"max_concurrency": n, "old": old},
-                         extra=lambda conn: settings_put(conn, "max_concurrency", n))  # fmt: skip
+        await self._emit(
+            EventKind.LIMITS_CHANGED,
+            {"max_concurrency": n, "old": old},
+            extra=lambda conn: settings_put(conn, "max_concurrency", n),
+        )
         self._request_tick()
 
     async def set_group_limit(self, group: str, n: int | None) -> None:
@@ -1590,7 +1864,9 @@ class Engine:
         self._check_open()
         if not isinstance(group, str) or not group:
             raise InvalidArgument(f"group: must be a non-empty string, got {group!r}")
-        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_CONCURRENCY_LIMIT):
+        if n is not None and (
+            isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_CONCURRENCY_LIMIT
+        ):
             raise InvalidArgument(f"limit: must be None or an int in 1..{MAX_CONCURRENCY_LIMIT}, got {n!r}")
         if n is None:
             self._settings.group_limits.pop(group, None)
@@ -1618,10 +1894,15 @@ class Engine:
         s = self._settings
         names = sorted(set(counts) | set(s.group_limits) | set(s.paused_groups))
         return [
-            GroupInfo(name=n, limit=s.group_limits.get(n), paused=n in s.paused_groups,
-                      paused_until=from_ts(s.paused_groups.get(n)), counts=counts.get(n, {}))
+            GroupInfo(
+                name=n,
+                limit=s.group_limits.get(n),
+                paused=n in s.paused_groups,
+                paused_until=from_ts(s.paused_groups.get(n)),
+                counts=counts.get(n, {}),
+            )
             for n in names
-        ]  # fmt: skip
+        ]
 
     @property
     def max_concurrency(self) -> int:
@@ -1644,7 +1925,9 @@ class Engine:
             settings_put(conn, "retention_keep", keep)
             settings_put(conn, "retention_days", days)
 
-        await self._emit(EventKind.SETTINGS_CHANGED, {"retention_keep": keep, "retention_days": days}, extra=extra)
+        await self._emit(
+            EventKind.SETTINGS_CHANGED, {"retention_keep": keep, "retention_days": days}, extra=extra
+        )
         self._terminal_since_prune = PRUNE_EVERY
         self._after_terminal(-1)
 
@@ -1737,8 +2020,14 @@ class Engine:
         changes: dict[str, Any] = {"wait_reason": self._why(t)}
         run = t.run
         if run is not None and not run.finished:
-            changes.update(progress=run.progress, progress_message=run.message, bytes_done=run.done,
-                           bytes_total=run.total, speed=run.speed, eta=run.eta)  # fmt: skip
+            changes.update(
+                progress=run.progress,
+                progress_message=run.message,
+                bytes_done=run.done,
+                bytes_total=run.total,
+                speed=run.speed,
+                eta=run.eta,
+            )
         return replace(rec, **changes)
 
     def _why(self, t: MirrorTask) -> str | None:
@@ -1786,9 +2075,21 @@ class Engine:
         """Active tasks in dispatch order."""
         self._check_open()
         st = _check_states(states, active=True)
-        recs = self._db.read(lambda c: q.select_tasks(
-            c, active=True, states=st, kind=kind, group=group, tag=tag, parent=parent,
-            schedule_id=schedule_id, search=search, limit=limit, offset=offset))  # fmt: skip
+        recs = self._db.read(
+            lambda c: q.select_tasks(
+                c,
+                active=True,
+                states=st,
+                kind=kind,
+                group=group,
+                tag=tag,
+                parent=parent,
+                schedule_id=schedule_id,
+                search=search,
+                limit=limit,
+                offset=offset,
+            )
+        )
         return [self._with_live_fields(r) for r in recs]
 
     async def history(
@@ -1805,10 +2106,20 @@ class Engine:
         """Terminal tasks, newest first (read off the loop: history can be long)."""
         self._check_open()
         st = _check_states(states, active=False)
-        return await self._db.read_async(lambda c: q.select_tasks(
-            c, active=False, states=st, kind=kind, search=search, schedule_id=schedule_id,
-            since=since.timestamp() if since else None, until=until.timestamp() if until else None,
-            limit=limit, offset=offset))  # fmt: skip
+        return await self._db.read_async(
+            lambda c: q.select_tasks(
+                c,
+                active=False,
+                states=st,
+                kind=kind,
+                search=search,
+                schedule_id=schedule_id,
+                since=since.timestamp() if since else None,
+                until=until.timestamp() if until else None,
+                limit=limit,
+                offset=offset,
+            )
+        )
 
     def counts(self) -> dict[str, int]:
         """Tasks by state (all states, zero included)."""
@@ -1818,8 +2129,9 @@ class Engine:
 
     def children(self, task_id: int) -> list[TaskRecord]:
         self._check_open()
-        return self._db.read(lambda c: q.select_tasks(c, active=True, states=[s.value for s in TaskState],
-                                                      parent=task_id))  # fmt: skip
+        return self._db.read(
+            lambda c: q.select_tasks(c, active=True, states=[s.value for s in TaskState], parent=task_id)
+        )
 
     def events_of(self, task_id: int) -> list[Event]:
         """The persisted transition log of one task."""
@@ -1842,19 +2154,36 @@ class Engine:
         """Running tasks with progress, counts, limits and why ready tasks wait."""
         self._check_open()
         running = tuple(
-            RunningTask(id=r.task.id, kind=r.task.kind, label=r.task.label, priority=r.task.priority,
-                        group=r.task.group, started_at=from_ts(r.started_at),  # type: ignore[arg-type]
-                        progress=r.progress, progress_message=r.message, bytes_done=r.done,
-                        bytes_total=r.total, speed=r.speed, eta=r.eta, interrupting=r.interrupt)
+            RunningTask(
+                id=r.task.id,
+                kind=r.task.kind,
+                label=r.task.label,
+                priority=r.task.priority,
+                group=r.task.group,
+                started_at=from_ts(r.started_at),  # type: ignore[arg-type]
+                progress=r.progress,
+                progress_message=r.message,
+                bytes_done=r.done,
+                bytes_total=r.total,
+                speed=r.speed,
+                eta=r.eta,
+                interrupting=r.interrupt,
+            )
             for r in self._running.values()
-        )  # fmt: skip
+        )
         counts = {s.value: 0 for s in TaskState if s.is_active}
         for t in self._tasks.values():
             counts[t.state] = counts.get(t.state, 0) + 1
         waiting = {t.id: self._why(t) or "" for t in self._ready}
-        return Snapshot(running=running, counts=counts, max_concurrency=self._settings.max_concurrency,
-                        held=self._held, paused_all=self._settings.paused_all,
-                        groups=tuple(self.groups()), waiting=waiting)  # fmt: skip
+        return Snapshot(
+            running=running,
+            counts=counts,
+            max_concurrency=self._settings.max_concurrency,
+            held=self._held,
+            paused_all=self._settings.paused_all,
+            groups=tuple(self.groups()),
+            waiting=waiting,
+        )
 
 
 def _seconds_text(seconds: float) -> str:
@@ -1882,8 +2211,17 @@ def _check_states(states: Iterable[str] | None, *, active: bool) -> list[str] | 
 
 def resubmission(rec: TaskRecord) -> Submission:
     """A Submission that runs `rec` again with the same kind, payload and options."""
-    return Submission(rec.kind, rec.payload, priority=rec.priority, group=rec.group, key=rec.key,
-                      tags=rec.tags or None, label=rec.label, timeout=rec.timeout, ttl=rec.ttl)  # fmt: skip
+    return Submission(
+        rec.kind,
+        rec.payload,
+        priority=rec.priority,
+        group=rec.group,
+        key=rec.key,
+        tags=rec.tags or None,
+        label=rec.label,
+        timeout=rec.timeout,
+        ttl=rec.ttl,
+    )
 
 
 def unretried_failures(conn: Any, kind: str | None) -> list[TaskRecord]:

@@ -91,11 +91,11 @@ class WaitTimeout(TaskdeckError, TimeoutError):
         self.task_id = task_id
 
 
-class Permanent(TaskdeckError):  # noqa: N818 - handler control flow, named for the reader
+class Permanent(TaskdeckError):
     """Raised by a handler for a failure that retrying cannot fix."""
 
 
-class Interrupted(TaskdeckError):  # noqa: N818
+class Interrupted(TaskdeckError):
     """Raised at a yield point when the task is being paused, preempted or cancelled."""
 
     def __init__(self, reason: str = "interrupted") -> None:

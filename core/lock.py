@@ -60,9 +60,7 @@ class EngineLock:
         except FileNotFoundError:
             return False
         try:
-            if _try_lock(fd):
-                return False
-            return True
+            return not _try_lock(fd)
         finally:
             os.close(fd)  # closing drops a lock we may have just taken
 

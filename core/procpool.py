@@ -45,7 +45,9 @@ class _Worker:
         ours, theirs = multiprocessing.Pipe(duplex=True)
         self.conn: Connection = ours
         self._child_conn = theirs
-        self.process = pool.mp.Process(target=worker_main, args=(theirs,), daemon=True, name="taskdeck-worker")
+        self.process = pool.mp.Process(  # type: ignore[attr-defined]
+            target=worker_main, args=(theirs,), daemon=True, name="taskdeck-worker"
+        )
         self.loop = asyncio.get_running_loop()
         self.future: asyncio.Future[Any] | None = None
         self.run: _Run | None = None
@@ -83,10 +85,16 @@ class _Worker:
         self.future = self.loop.create_future()
         t = run.task
         state = {
-            "id": t.id, "kind": t.kind, "payload": run.payload, "attempt": t.attempt,
-            "max_retries": run.policy.max_retries, "priority": t.priority,
-            "parent_id": t.parent_id, "schedule_id": run.schedule_id, "resume_data": run.checkpoint,
-        }  # fmt: skip
+            "id": t.id,
+            "kind": t.kind,
+            "payload": run.payload,
+            "attempt": t.attempt,
+            "max_retries": run.policy.max_retries,
+            "priority": t.priority,
+            "parent_id": t.parent_id,
+            "schedule_id": run.schedule_id,
+            "resume_data": run.checkpoint,
+        }
         try:
             self.send(("run", handler, state))
         except Exception as e:
@@ -227,8 +235,14 @@ def _join_all(workers: list[_Worker]) -> None:
 class ProcessTaskContext:
     """The ctx a process handler sees: the TaskContext surface, as plain calls."""
 
-    def __init__(self, state: dict[str, Any], send: Callable[[tuple[Any, ...]], None],
-                 interrupted: threading.Event, reason: list[str | None], acks: queue.Queue[Any]) -> None:  # fmt: skip
+    def __init__(
+        self,
+        state: dict[str, Any],
+        send: Callable[[tuple[Any, ...]], None],
+        interrupted: threading.Event,
+        reason: list[str | None],
+        acks: queue.Queue[Any],
+    ) -> None:
         self._state = state
         self._send = send
         self._interrupted = interrupted
@@ -253,8 +267,13 @@ class ProcessTaskContext:
         if self._interrupted.is_set():
             raise Interrupted(self._reason[0] or "interrupted")
 
-    def progress(self, fraction: float | None = None, message: str | None = None,
-                 done: int | None = None, total: int | None = None) -> None:  # fmt: skip
+    def progress(
+        self,
+        fraction: float | None = None,
+        message: str | None = None,
+        done: int | None = None,
+        total: int | None = None,
+    ) -> None:
         self._send(("progress", fraction, message, done, total))
 
     def record_io(self, read: int = 0, written: int = 0, sent: int = 0, received: int = 0) -> None:

@@ -49,7 +49,7 @@ def make_spec(
     if not callable(handler):
         raise InvalidArgument(f"handler for {kind!r}: must be callable, got {handler!r}")
     is_async = inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
-        getattr(handler, "__call__", None)  # an object with an async __call__
+        type(handler).__call__  # an object with an async __call__
     )
     if run_in == "loop" and not is_async:
         raise InvalidArgument(

@@ -123,12 +123,29 @@ def new_task(
 ) -> NewTask:
     """Validate one submission against its kind's defaults and schema."""
     return build_task(
-        sub.kind, sub.payload, info=info, now=now, schedule_id=schedule_id, retry_of=retry_of,
-        priority=sub.priority, key=sub.key, on_duplicate=sub.on_duplicate, run_at=sub.run_at,
-        delay=sub.delay, depends_on=sub.depends_on, on_dependency_failure=sub.on_dependency_failure,
-        parent=sub.parent, group=sub.group, tags=sub.tags, label=sub.label, retry=sub.retry,
-        timeout=sub.timeout, ttl=sub.ttl, io=sub.io, fail_fast=sub.fail_fast,
-    )  # fmt: skip
+        sub.kind,
+        sub.payload,
+        info=info,
+        now=now,
+        schedule_id=schedule_id,
+        retry_of=retry_of,
+        priority=sub.priority,
+        key=sub.key,
+        on_duplicate=sub.on_duplicate,
+        run_at=sub.run_at,
+        delay=sub.delay,
+        depends_on=sub.depends_on,
+        on_dependency_failure=sub.on_dependency_failure,
+        parent=sub.parent,
+        group=sub.group,
+        tags=sub.tags,
+        label=sub.label,
+        retry=sub.retry,
+        timeout=sub.timeout,
+        ttl=sub.ttl,
+        io=sub.io,
+        fail_fast=sub.fail_fast,
+    )
 
 
 def build_task(
@@ -161,13 +178,17 @@ def build_task(
     payload_json = encode_payload(payload)
     if info is not None and info.schema:
         check_schema(kind, info.schema, json.loads(payload_json))
-    priority = check_priority(priority if priority is not None else (info.priority if info else Priority.NORMAL))
+    priority = check_priority(
+        priority if priority is not None else (info.priority if info else Priority.NORMAL)
+    )
     if key is not None:
         if not isinstance(key, str) or not key:
             raise InvalidSubmission("key", f"must be a non-empty string, got {key!r}")
         _check_text("key", key, MAX_KEY_BYTES)
     if on_duplicate not in DUPLICATE_POLICIES:
-        raise InvalidSubmission("on_duplicate", f"must be one of {', '.join(DUPLICATE_POLICIES)}, got {on_duplicate!r}")
+        raise InvalidSubmission(
+            "on_duplicate", f"must be one of {', '.join(DUPLICATE_POLICIES)}, got {on_duplicate!r}"
+        )
     if on_dependency_failure not in DEPENDENCY_POLICIES:
         raise InvalidSubmission(
             "on_dependency_failure",

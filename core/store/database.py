@@ -11,8 +11,7 @@ from typing import TypeVar
 from core.store.db import MEMORY, connect
 from core.store.tasks import TaskSql
 from core.store.transitions import Transitions
-from core.store.writer import EventSink, Writer
-from core.types import Event
+from core.store.writer import EventSink, RawEvent, Writer
 
 T = TypeVar("T")
 
@@ -27,7 +26,7 @@ class Database:
         conn: sqlite3.Connection,
         *,
         synchronous: str,
-        publish: Callable[[list[Event]], None],
+        publish: Callable[[list[RawEvent]], None],
     ) -> None:
         self.path = path
         self.synchronous = synchronous

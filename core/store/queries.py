@@ -78,9 +78,7 @@ def select_tasks(
         )
         pattern = _like(search)
         params += [pattern, pattern, pattern, pattern, search.strip().lstrip("#")]
-    order = (
-        "priority, coalesce(position, id), id" if active else "finished_at DESC, id DESC"
-    )
+    order = "priority, coalesce(position, id), id" if active else "finished_at DESC, id DESC"
     sql = f"SELECT {TASK_COLUMNS} FROM tasks WHERE {' AND '.join(where)} ORDER BY {order}"
     if limit is not None or offset:
         sql += " LIMIT ? OFFSET ?"
@@ -89,7 +87,7 @@ def select_tasks(
 
 
 def counts(conn: sqlite3.Connection) -> dict[str, int]:
-    return {s: n for s, n in conn.execute("SELECT state, count(*) FROM tasks GROUP BY state")}
+    return dict(conn.execute("SELECT state, count(*) FROM tasks GROUP BY state").fetchall())
 
 
 def events_after(conn: sqlite3.Connection, seq: int, limit: int) -> list[Event]:
@@ -137,8 +135,12 @@ def stats(conn: sqlite3.Connection, kind: str) -> KindStats:
     failed = failed or 0
     rates: dict[str, float] = {}
     if seconds:
-        rates = {"read": (r or 0) / seconds, "written": (w or 0) / seconds,
-                 "sent": (s or 0) / seconds, "received": (rx or 0) / seconds}  # fmt: skip
+        rates = {
+            "read": (r or 0) / seconds,
+            "written": (w or 0) / seconds,
+            "sent": (s or 0) / seconds,
+            "received": (rx or 0) / seconds,
+        }
     ended = completed + failed
     return KindStats(
         kind=kind,
@@ -202,17 +204,23 @@ def prune_candidates(
             (keep,),
         ).fetchone()
         if edge is not None:  # the newest task beyond `keep`, and everything older, go
-            found += [r[0] for r in conn.execute(
-                "SELECT id FROM tasks WHERE finished_at IS NOT NULL AND (finished_at < ? OR "
-                "(finished_at = ? AND id <= ?)) ORDER BY finished_at, id LIMIT ?",
-                (edge[0], edge[0], edge[1], limit),
-            )]  # fmt: skip
+            found += [
+                r[0]
+                for r in conn.execute(
+                    "SELECT id FROM tasks WHERE finished_at IS NOT NULL AND (finished_at < ? OR "
+                    "(finished_at = ? AND id <= ?)) ORDER BY finished_at, id LIMIT ?",
+                    (edge[0], edge[0], edge[1], limit),
+                )
+            ]
     if older_than is not None and len(found) < limit:
-        found += [r[0] for r in conn.execute(
-            "SELECT id FROM tasks WHERE finished_at IS NOT NULL AND finished_at < ? "
-            "ORDER BY finished_at, id LIMIT ?",
-            (older_than, limit),
-        )]  # fmt: skip
+        found += [
+            r[0]
+            for r in conn.execute(
+                "SELECT id FROM tasks WHERE finished_at IS NOT NULL AND finished_at < ? "
+                "ORDER BY finished_at, id LIMIT ?",
+                (older_than, limit),
+            )
+        ]
     if not found:
         return found
     referenced = {r[0] for r in conn.execute(_referenced_ids_sql())}

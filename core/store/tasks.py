@@ -22,9 +22,7 @@ from core.types import (
 )
 
 ACTIVE_SQL = "('pending', 'blocked', 'running', 'waiting', 'paused')"
-TERMINAL_SQL = (
-    "('completed', 'failed', 'cancelled', 'expired', 'superseded', 'dependency_failed', 'skipped')"
-)
+TERMINAL_SQL = "('completed', 'failed', 'cancelled', 'expired', 'superseded', 'dependency_failed', 'skipped')"
 
 
 def dumps(value: JSON) -> str:
@@ -127,10 +125,26 @@ class TaskSql:
         state = TaskState.PAUSED if mask else TaskState.PENDING
         cur = conn.execute(
             _INSERT_TASK,
-            (t.kind, t.payload_json, state.value, mask, t.priority, t.group, t.label, t.key,
-             t.parent_id, t.schedule_id, t.retry_of, t.max_retries, t.options_json,
-             dumps(t.tags) if t.tags else None, t.created_at, t.run_at, t.expires_at),
-        )  # fmt: skip
+            (
+                t.kind,
+                t.payload_json,
+                state.value,
+                mask,
+                t.priority,
+                t.group,
+                t.label,
+                t.key,
+                t.parent_id,
+                t.schedule_id,
+                t.retry_of,
+                t.max_retries,
+                t.options_json,
+                dumps(t.tags) if t.tags else None,
+                t.created_at,
+                t.run_at,
+                t.expires_at,
+            ),
+        )
         task_id = cur.lastrowid
         assert task_id is not None
         if t.tags:
@@ -159,19 +173,32 @@ class TaskSql:
         conn.executemany(
             _INSERT_TASK,
             [
-                (t.kind, t.payload_json, "paused" if m else "pending", m, t.priority, t.group,
-                 t.label, t.key, t.parent_id, t.schedule_id, t.retry_of, t.max_retries,
-                 t.options_json, dumps(t.tags) if t.tags else None, t.created_at, t.run_at,
-                 t.expires_at)
+                (
+                    t.kind,
+                    t.payload_json,
+                    "paused" if m else "pending",
+                    m,
+                    t.priority,
+                    t.group,
+                    t.label,
+                    t.key,
+                    t.parent_id,
+                    t.schedule_id,
+                    t.retry_of,
+                    t.max_retries,
+                    t.options_json,
+                    dumps(t.tags) if t.tags else None,
+                    t.created_at,
+                    t.run_at,
+                    t.expires_at,
+                )
                 for t, m in zip(tasks, masks, strict=True)
             ],
-        )  # fmt: skip
+        )
         last = _next_task_id(conn) - 1
         if last - first + 1 != len(tasks):  # pragma: no cover - would mean a broken invariant
             raise RuntimeError(f"bulk insert ids are not consecutive ({first}..{last} for {len(tasks)})")
-        tag_rows = [
-            (first + i, k, v) for i, t in enumerate(tasks) if t.tags for k, v in t.tags.items()
-        ]
+        tag_rows = [(first + i, k, v) for i, t in enumerate(tasks) if t.tags for k, v in t.tags.items()]
         if tag_rows:
             conn.executemany("INSERT INTO task_tags (task_id, name, value) VALUES (?, ?, ?)", tag_rows)
         at = tasks[0].created_at
@@ -225,10 +252,21 @@ class TaskSql:
                     "error = NULL, traceback = NULL, checkpoint = NULL, progress = NULL, "
                     "progress_message = NULL, bytes_done = NULL, bytes_total = NULL, "
                     "state = ?, pause_reasons = ?, requeue = NULL WHERE id = ?",
-                    (t.payload_json, t.priority, t.group, t.label, t.options_json,
-                     dumps(t.tags) if t.tags else None, t.max_retries, t.run_at, t.expires_at,
-                     "paused" if mask else "pending", mask, old_id),
-                )  # fmt: skip
+                    (
+                        t.payload_json,
+                        t.priority,
+                        t.group,
+                        t.label,
+                        t.options_json,
+                        dumps(t.tags) if t.tags else None,
+                        t.max_retries,
+                        t.run_at,
+                        t.expires_at,
+                        "paused" if mask else "pending",
+                        mask,
+                        old_id,
+                    ),
+                )
                 conn.execute("DELETE FROM task_tags WHERE task_id = ?", (old_id,))
                 if t.tags:
                     conn.executemany(
@@ -257,9 +295,12 @@ class TaskSql:
         if old_state in ("pending", "paused") and t.priority < old_priority:
             conn.execute("UPDATE tasks SET priority = ? WHERE id = ?", (t.priority, old_id))
             self.emit(
-                conn, EventKind.PRIORITY_CHANGED, now, old_id,
+                conn,
+                EventKind.PRIORITY_CHANGED,
+                now,
+                old_id,
                 {"old": old_priority, "new": t.priority, "reason": "duplicate submitted"},
-            )  # fmt: skip
+            )
             fx.results.append(SubmitResult(old_id, SubmitOutcome.UPGRADED))
             fx.changed.append(old_id)
             return
@@ -267,7 +308,9 @@ class TaskSql:
 
     # -- reads used by the engine ---------------------------------------------------------
 
-    def load_active(self, conn: sqlite3.Connection, ids: Iterable[int] | None = None) -> list[tuple[Any, ...]]:
+    def load_active(
+        self, conn: sqlite3.Connection, ids: Iterable[int] | None = None
+    ) -> list[tuple[Any, ...]]:
         """Dispatch fields of active tasks: (id, kind, priority, pos, grp, state, reasons,
         run_at, expires_at, parent_id, started, label, attempt)."""
         sql = (

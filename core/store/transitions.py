@@ -28,10 +28,14 @@ class Transitions:
     def __init__(self, sql: TaskSql) -> None:
         self.sql = sql
 
-    def claim(self, conn: sqlite3.Connection, task_id: int, now: float, attempt: int) -> tuple[Any, ...] | None:
+    def claim(
+        self, conn: sqlite3.Connection, task_id: int, now: float, attempt: int
+    ) -> tuple[Any, ...] | None:
         row: tuple[Any, ...] | None = conn.execute(_CLAIM, (now, task_id)).fetchone()
         if row is not None:
-            self.sql.emit(conn, EventKind.STARTED, now, task_id, {"attempt": attempt} if attempt > 1 else None)
+            self.sql.emit(
+                conn, EventKind.STARTED, now, task_id, {"attempt": attempt} if attempt > 1 else None
+            )
         return row
 
     def end_run(
@@ -58,9 +62,25 @@ class Transitions:
         terminal = state not in ("pending", "paused")
         row = conn.execute(
             _END_RUN,
-            (state, mask, now if terminal else None, result_json, error, traceback, run_at,
-             attempt, checkpoint_json, progress, run_seconds, io[0], io[1], io[2], io[3], task_id),
-        ).fetchone()  # fmt: skip
+            (
+                state,
+                mask,
+                now if terminal else None,
+                result_json,
+                error,
+                traceback,
+                run_at,
+                attempt,
+                checkpoint_json,
+                progress,
+                run_seconds,
+                io[0],
+                io[1],
+                io[2],
+                io[3],
+                task_id,
+            ),
+        ).fetchone()
         if row is None:
             return False, None
         self.sql.emit(conn, event, now, task_id, event_data)
@@ -120,12 +140,19 @@ class Transitions:
         )
 
     def set_running_mask(self, conn: sqlite3.Connection, task_id: int, mask: int) -> None:
-        conn.execute(
-            "UPDATE tasks SET pause_reasons = ? WHERE id = ? AND state = 'running'", (mask, task_id)
-        )
+        conn.execute("UPDATE tasks SET pause_reasons = ? WHERE id = ? AND state = 'running'", (mask, task_id))
 
-    def set_priority(self, conn: sqlite3.Connection, task_id: int, now: float, old: int, new: int,
-                     position: float | None = None, *, moved: dict[str, Any] | None = None) -> bool:  # fmt: skip
+    def set_priority(
+        self,
+        conn: sqlite3.Connection,
+        task_id: int,
+        now: float,
+        old: int,
+        new: int,
+        position: float | None = None,
+        *,
+        moved: dict[str, Any] | None = None,
+    ) -> bool:
         cur = conn.execute(
             "UPDATE tasks SET priority = ?, position = coalesce(?, position) "
             f"WHERE id = ? AND state IN {ACTIVE_SQL}",

@@ -11,6 +11,7 @@ events the operations wrote are published then (see `EventSink`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import threading
@@ -113,7 +114,7 @@ class Writer:
             self._queue.append(item := _Queued(fn))
             self._commit_inline()
             if item.future is not None:  # moved to the thread (the write lock was busy)
-                return await item.future
+                return await item.future  # type: ignore[no-any-return]
             if item.error is not None:
                 raise item.error
             return item.result  # type: ignore[no-any-return]
@@ -162,13 +163,12 @@ class Writer:
             self._publish(events)
         return result
 
-
     def _commit_inline(self) -> None:
         batch, self._queue = self._queue, []
         try:
             self._conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as e:
-            if "locked" not in str(e) and "busy" not in str(e) or not self._can_thread:
+            if ("locked" not in str(e) and "busy" not in str(e)) or not self._can_thread:
                 raise
             # Another process holds the write lock: wait for it on the thread instead.
             loop = self._get_loop()
@@ -278,13 +278,11 @@ class Writer:
         return outcomes
 
     def _rollback(self) -> None:
-        try:
+        with contextlib.suppress(sqlite3.OperationalError):  # no transaction was active
             self._conn.execute("ROLLBACK")
-        except sqlite3.OperationalError:
-            pass  # no transaction was active
 
     def _deliver(self, batch: list[_Queued], outcomes: list[tuple[Any, BaseException | None]]) -> None:
-        events = [ev for q in batch if q.events for ev in q.events]  # type: ignore[union-attr]
+        events = [ev for q in batch if q.events for ev in q.events]
         if events:
             self._publish(events)
         for q, (result, err) in zip(batch, outcomes, strict=True):

@@ -21,7 +21,9 @@ from core import (
 from core.testing import FakeClock
 
 
-async def test_given_a_started_engine_when_a_task_is_submitted_then_it_completes_with_its_result(engine: Engine) -> None:
+async def test_given_a_started_engine_when_a_task_is_submitted_then_it_completes_with_its_result(
+    engine: Engine,
+) -> None:
     res = await engine.submit("echo", {"x": 1})
     assert res.outcome is SubmitOutcome.INSERTED
     rec = await engine.wait(res.id, timeout=10)
@@ -31,7 +33,9 @@ async def test_given_a_started_engine_when_a_task_is_submitted_then_it_completes
     assert [e.kind for e in engine.events_of(res.id)] == ["submitted", "started", "completed"]
 
 
-async def test_given_an_unknown_kind_when_submitted_then_unknown_kind_is_raised_and_nothing_written(engine: Engine) -> None:
+async def test_given_an_unknown_kind_when_submitted_then_unknown_kind_is_raised_and_nothing_written(
+    engine: Engine,
+) -> None:
     with pytest.raises(UnknownKind, match="nope"):
         await engine.submit("nope")
     assert engine.counts()["pending"] == 0
@@ -67,7 +71,9 @@ async def test_given_bad_submit_arguments_then_invalid_submission_names_the_fiel
     assert sum(engine.counts().values()) == 0
 
 
-async def test_given_priorities_when_slots_free_up_then_most_urgent_runs_first(db_path: Path, clock: FakeClock) -> None:
+async def test_given_priorities_when_slots_free_up_then_most_urgent_runs_first(
+    db_path: Path, clock: FakeClock
+) -> None:
     order: list[int] = []
 
     async def record(ctx, payload):  # type: ignore[no-untyped-def]
@@ -98,7 +104,9 @@ async def test_given_a_held_engine_then_nothing_starts_until_released(engine: En
     assert (await engine.wait(res.id, timeout=10)).state is TaskState.COMPLETED
 
 
-async def test_given_an_engine_holds_a_file_when_another_opens_it_then_engine_locked_names_the_pid(db_path: Path) -> None:
+async def test_given_an_engine_holds_a_file_when_another_opens_it_then_engine_locked_names_the_pid(
+    db_path: Path,
+) -> None:
     first = await Engine.open(db_path)
     try:
         with pytest.raises(EngineLocked) as info:

@@ -46,7 +46,9 @@ async def test_given_a_running_engine_when_a_client_submits_then_the_engine_runs
         assert (await running.wait(res.id, timeout=10)).label == "from the CLI"
 
 
-async def test_given_a_registered_schema_then_the_client_validates_payloads(running: Engine, db_path: Path) -> None:
+async def test_given_a_registered_schema_then_the_client_validates_payloads(
+    running: Engine, db_path: Path
+) -> None:
     async with Client.open(db_path) as client:
         with pytest.raises(InvalidSubmission) as info:
             await client.submit("quick", {"n": -1})
@@ -64,7 +66,9 @@ async def test_given_a_client_cancels_a_running_task_then_the_engine_applies_it(
         assert (await client.wait(res.id, timeout=10)).state is TaskState.CANCELLED
 
 
-async def test_given_client_control_requests_then_the_engine_applies_them(running: Engine, db_path: Path) -> None:
+async def test_given_client_control_requests_then_the_engine_applies_them(
+    running: Engine, db_path: Path
+) -> None:
     async with Client.open(db_path) as client:
         await client.set_max_concurrency(2)
         await client.pause_all()

@@ -113,7 +113,9 @@ async def test_given_a_pending_task_when_cancelled_then_it_is_in_history_as_canc
     await engine.release()
 
 
-async def test_given_set_priority_then_dispatch_order_follows_the_new_priority(db_path: Path, clock: FakeClock) -> None:
+async def test_given_set_priority_then_dispatch_order_follows_the_new_priority(
+    db_path: Path, clock: FakeClock
+) -> None:
     gate = Gate()
     eng = await open_engine(db_path, clock, max_concurrency=1)
     eng.register("g", gate)
@@ -229,7 +231,9 @@ async def test_given_a_group_limit_then_no_more_than_that_run_and_others_are_not
     await eng.stop()
 
 
-async def test_given_max_concurrency_changed_live_then_dispatch_follows(db_path: Path, clock: FakeClock) -> None:
+async def test_given_max_concurrency_changed_live_then_dispatch_follows(
+    db_path: Path, clock: FakeClock
+) -> None:
     gate = Gate()
     eng = await open_engine(db_path, clock, max_concurrency=1)
     eng.register("g", gate)
@@ -248,7 +252,9 @@ async def test_given_max_concurrency_changed_live_then_dispatch_follows(db_path:
     await eng.stop()
 
 
-async def test_given_a_failed_task_when_retried_then_a_new_task_links_back(db_path: Path, clock: FakeClock) -> None:
+async def test_given_a_failed_task_when_retried_then_a_new_task_links_back(
+    db_path: Path, clock: FakeClock
+) -> None:
     calls = []
 
     async def once_broken(ctx: Any, payload: Any) -> str:

@@ -11,7 +11,9 @@ from core.testing import FakeClock
 from tests.conftest import until
 
 
-async def test_given_a_pending_duplicate_when_skipped_then_the_existing_id_is_returned(engine: Engine) -> None:
+async def test_given_a_pending_duplicate_when_skipped_then_the_existing_id_is_returned(
+    engine: Engine,
+) -> None:
     await engine.hold()
     first = await engine.submit("noop", {"v": 1}, key="photo.jpg")
     again = await engine.submit("noop", {"v": 2}, key="photo.jpg")
@@ -42,7 +44,9 @@ async def test_given_supersede_of_a_pending_task_then_it_is_replaced_in_place(en
     again = await engine.submit("noop", {"v": 2}, key="k", label="new", on_duplicate="supersede")
     assert again == type(again)(first.id, SubmitOutcome.SUPERSEDED)
     rec = engine.get(first.id)
-    assert rec is not None and rec.payload == {"v": 2} and rec.label == "new" and rec.state is TaskState.PENDING
+    assert (
+        rec is not None and rec.payload == {"v": 2} and rec.label == "new" and rec.state is TaskState.PENDING
+    )
     await engine.release()
     assert (await engine.wait(first.id, timeout=10)).result is None
 

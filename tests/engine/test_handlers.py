@@ -91,7 +91,9 @@ async def test_given_a_process_handler_that_fails_then_the_message_and_remote_tr
     await eng.stop()
 
 
-async def test_given_a_worker_process_dies_then_only_its_task_fails_and_the_pool_recovers(db_path: Path) -> None:
+async def test_given_a_worker_process_dies_then_only_its_task_fails_and_the_pool_recovers(
+    db_path: Path,
+) -> None:
     eng = await Engine.open(db_path, EngineConfig(process_workers=1))
     eng.register("die", handlers.die, run_in="process", retry=RetryPolicy.none())
     eng.register("count", handlers.count, run_in="process")
@@ -126,7 +128,10 @@ async def test_given_a_process_task_that_ignores_cancel_then_the_worker_is_kille
     eng.register("count", handlers.count, run_in="process")
     await eng.start()
     res = await eng.submit("stuck")
-    await until(lambda: eng.get(res.id).state is TaskState.RUNNING and eng._running[res.id].worker is not None, timeout=60)  # type: ignore[union-attr]
+    await until(
+        lambda: eng.get(res.id).state is TaskState.RUNNING and eng._running[res.id].worker is not None,
+        timeout=60,
+    )  # type: ignore[union-attr]
     await eng.cancel(res.id)
     clock.advance(5)
     assert (await eng.wait(res.id, timeout=30)).state is TaskState.CANCELLED
@@ -163,7 +168,9 @@ async def test_given_a_cleanup_hook_then_it_runs_once_when_a_task_fails_for_good
     await eng.stop()
 
 
-async def test_given_a_cleanup_that_hangs_then_it_is_bounded_by_its_timeout(db_path: Path, clock: FakeClock) -> None:
+async def test_given_a_cleanup_that_hangs_then_it_is_bounded_by_its_timeout(
+    db_path: Path, clock: FakeClock
+) -> None:
     async def boom(ctx: Any, payload: Any) -> None:
         raise Permanent("no")
 

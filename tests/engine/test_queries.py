@@ -14,7 +14,9 @@ from core.testing import FakeClock
 from tests.conftest import until
 
 
-async def test_given_tasks_then_tasks_lists_active_ones_in_dispatch_order_with_filters(engine: Engine) -> None:
+async def test_given_tasks_then_tasks_lists_active_ones_in_dispatch_order_with_filters(
+    engine: Engine,
+) -> None:
     await engine.hold()
     a = (await engine.submit("noop", label="a", group="g", tags={"album": "x"})).id
     b = (await engine.submit("echo", label="b", priority=10)).id

@@ -14,12 +14,15 @@ from core.store import db as store_db
 def test_given_the_migrations_then_they_are_numbered_without_gaps() -> None:
     found = store_db.migrations()
     assert [v for v, _, _ in found] == list(range(1, len(found) + 1))
-    assert store_db.SCHEMA_VERSION == len(found)
+    assert len(found) == store_db.SCHEMA_VERSION
 
 
 def test_given_a_script_then_statements_are_split_on_complete_statements() -> None:
     script = "-- c\nCREATE TABLE a (x TEXT DEFAULT ';');\n\nCREATE TABLE b (y);\n"
-    assert store_db.split_statements(script) == ["CREATE TABLE a (x TEXT DEFAULT ';');", "CREATE TABLE b (y);"]
+    assert store_db.split_statements(script) == [
+        "CREATE TABLE a (x TEXT DEFAULT ';');",
+        "CREATE TABLE b (y);",
+    ]
     with pytest.raises(ValueError, match="incomplete"):
         store_db.split_statements("CREATE TABLE c (z")
 

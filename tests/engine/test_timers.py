@@ -187,7 +187,9 @@ async def test_given_cancel_of_a_task_that_ignores_interruption_then_it_is_cance
     await eng.stop()
 
 
-async def test_given_a_group_paused_until_a_time_then_it_resumes_by_itself(engine: Engine, clock: FakeClock) -> None:
+async def test_given_a_group_paused_until_a_time_then_it_resumes_by_itself(
+    engine: Engine, clock: FakeClock
+) -> None:
     await engine.pause_group("uploads", until=600)
     res = await engine.submit("noop", group="uploads")
     rec = engine.get(res.id)
