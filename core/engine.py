@@ -352,7 +352,7 @@ class Engine:
                 db.sql.emit(conn, EventKind.RECOVERED, now, None, {**counts, "finalized": 0})
             return counts
 
-        counts = await db.writer.run(recover)
+        counts = await db.writer.run(recover, long=True)  # off the loop: may touch many rows
         self.last_recovery = Recovery(**counts)
         if self.last_recovery.total:
             logger.info("recovered %s: %s", self.path, counts)
@@ -370,7 +370,7 @@ class Engine:
             if paused:
                 s.paused_groups[name] = until
         self._data_version = db.conn.execute("PRAGMA data_version").fetchone()[0]
-        for row in db.read(db.sql.load_active):
+        for row in await db.read_async(db.sql.load_active):
             self._adopt(row)
 
     def _adopt(self, row: tuple[Any, ...]) -> MirrorTask:
@@ -566,6 +566,9 @@ class Engine:
             return
         grace = check_seconds("grace", grace, positive=False)
         self._dispatching = False
+        # Claims already queued commit now and start; they are interrupted with the rest.
+        self._db.writer.flush()
+        await self._db.writer.drain()
         runs = [r for r in self._running.values() if r.atask is not None]
         if runs and grace > 0:
             await asyncio.wait([r.atask for r in runs if r.atask], timeout=grace)
@@ -910,7 +913,9 @@ class Engine:
             )
         if self._closed or (not self._dispatching and run.interrupt is None):
             run.interrupt = "stop"
-        assert self._tg is not None
+        if self._tg is None or self._closed:  # nothing left to run it: it stays pending
+            self._commit_decision(run, self._decide(run, _INTERRUPTED, None))
+            return
         run.atask = self._tg.create_task(self._execute(run), name=f"task {t.id} {t.kind}")
 
     def _release_slot(self, run: _Run) -> None:
