@@ -73,6 +73,7 @@ SPEED_WINDOW = 1.0  # seconds between speed samples (EWMA, alpha 0.3)
 SPEED_ALPHA = 0.3
 PRUNE_EVERY = 256  # terminal writes between retention checks
 PRUNE_BATCH = 500
+PRUNE_PAUSE = 1.0  # seconds between retention batches while tasks run
 INBOX_POLL_SECONDS = 0.2
 DEFAULT_KEEP = 10_000
 DEFAULT_DAYS = 90.0
@@ -2000,7 +2001,8 @@ class Engine:
                 logger.exception("pruning history failed")
                 n = 0
             if n >= PRUNE_BATCH and self._loop is not None and not self._closed:
-                self._loop.call_soon(self._prune_step)
+                # Under load, one batch a second: retention must not slow the queue down.
+                self._loop.call_later(PRUNE_PAUSE if self._running else 0.0, self._prune_step)
             else:
                 self._prune_running = False
 
