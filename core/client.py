@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Generator, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from core.engine import resubmission, unretried_failures
+from core.control import resubmission, unretried_failures
 from core.errors import (
     CorruptDatabase,
     EngineClosed,

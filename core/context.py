@@ -13,7 +13,7 @@ from core.errors import Interrupted, InvalidArgument
 from core.types import JSON
 
 if TYPE_CHECKING:
-    from core.engine import _Run
+    from core.scheduler import _Run
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 MAX_LOG_MESSAGE = 8192

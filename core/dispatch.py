@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from core.timers import TimerHandle
 
 if TYPE_CHECKING:
-    from core.engine import _Run
+    from core.scheduler import _Run
 
 LaneKey = tuple[str | None, str]
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from core.errors import Interrupted, Permanent
 
 if TYPE_CHECKING:
-    from core.engine import _Run
+    from core.scheduler import _Run
 
 logger = logging.getLogger(__name__)
 

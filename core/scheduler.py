@@ -1,0 +1,518 @@
+"""The engine's state machine core: the in-memory mirror of active tasks, dispatch, and
+the plumbing between transitions, the store and the event bus. Running handlers,
+control and the public API build on it (runner.py, control.py, engine.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import random
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+from core.clock import Clock, SystemClock
+from core.config import (
+    PRUNE_EVERY,
+    EngineConfig,
+    _Settings,
+)
+from core.context import TaskContext
+from core.dispatch import MirrorTask, ReadyQueue
+from core.errors import (
+    EngineClosed,
+    UnknownKind,
+)
+from core.eventbus import EventBus
+from core.lock import EngineLock
+from core.registry import KindSpec
+from core.store import queries as q
+from core.store.database import Database
+from core.store.tasks import NewTask, SubmitEffects
+from core.timers import Timers
+from core.types import (
+    DEFAULT_RETRY,
+    JSON,
+    EventKind,
+    KindInfo,
+    PauseReason,
+    Recovery,
+    Submission,
+    SubmitResult,
+    TaskState,
+)
+from core.validation import new_task
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class _Run:
+    """One execution of a task (an attempt, or the rest of one after a pause)."""
+
+    __slots__ = (
+        "atask",
+        "checkpoint",
+        "checkpoint_text",
+        "ctx",
+        "dirty",
+        "done",
+        "engine",
+        "eta",
+        "finished",
+        "grace_timer",
+        "interrupt",
+        "io",
+        "message",
+        "payload",
+        "policy",
+        "progress",
+        "rate_done",
+        "rate_frac",
+        "rate_t",
+        "schedule_id",
+        "spec",
+        "speed",
+        "started_at",
+        "task",
+        "timeout",
+        "timeout_timer",
+        "total",
+        "worker",
+    )
+
+    def __init__(self, engine: EngineBase, task: MirrorTask) -> None:
+        self.engine = engine
+        self.task = task
+        self.payload: JSON = None
+        self.checkpoint: JSON = None
+        self.checkpoint_text: str | None = None
+        self.policy = DEFAULT_RETRY
+        self.timeout: float | None = None
+        self.schedule_id: int | None = None
+        self.spec: KindSpec | None = None
+        self.interrupt: str | None = None
+        self.started_at = 0.0
+        self.io = [0, 0, 0, 0]
+        self.progress: float | None = None
+        self.message: str | None = None
+        self.done: int | None = None
+        self.total: int | None = None
+        self.speed: float | None = None
+        self.eta: float | None = None
+        self.rate_t: float | None = None
+        self.rate_done = 0
+        self.rate_frac = 0.0
+        self.dirty = False
+        self.finished = False
+        self.atask: asyncio.Task[None] | None = None
+        self.grace_timer: Any = None
+        self.timeout_timer: Any = None
+        self.worker: Any = None  # the process pool's handle while a process runs it
+        self.ctx = TaskContext(self)
+
+
+class EngineBase(ABC):
+    """State shared by every part of the engine; see Engine for the public API."""
+
+    # Hooks that the layers above fill in (runner.py, control.py).
+
+    @abstractmethod
+    def _claimed(self, run: _Run, row: tuple[Any, ...] | None, err: BaseException | None) -> None:
+        """Start a run whose claim committed (row), or undo it (None)."""
+
+    @abstractmethod
+    def _interrupt(self, run: _Run, reason: str, grace: float | None = None) -> None:
+        """Ask a running task to stop, for `reason`."""
+
+    @abstractmethod
+    def _flush_buffers(self, force: bool = False) -> None:
+        """Queue buffered log lines and progress for the next commit."""
+
+    @abstractmethod
+    def _prune_step(self) -> None:
+        """Run one batch of history retention."""
+
+    @abstractmethod
+    def _report_progress(
+        self, run: _Run, fraction: float | None, message: str | None, done: int | None, total: int | None
+    ) -> None:
+        """Record a run's progress (TaskContext.progress)."""
+
+    @abstractmethod
+    def _append_log(self, task_id: int, level: str, message: str) -> None:
+        """Buffer a log line of a task (TaskContext.log)."""
+
+    @abstractmethod
+    async def _save_checkpoint(self, run: _Run, data: JSON, text: str) -> None:
+        """Persist a run's resume data (TaskContext.checkpoint)."""
+
+    """A durable priority task queue on SQLite. Open with `await Engine.open(path)`."""
+
+    def __init__(self, path: str, config: EngineConfig, conn: Any, lock: EngineLock | None) -> None:
+        self.path = path
+        self.config = config
+        self._clock: Clock = config.clock or SystemClock()
+        self._lock = lock
+        self._db = Database(path, conn, synchronous=config.synchronous, publish=self._on_committed)
+        self._kinds: dict[str, KindSpec] = {}
+        self._tasks: dict[int, MirrorTask] = {}
+        self._ready = ReadyQueue()
+        self._timers = Timers(self._clock)
+        self._running: dict[int, _Run] = {}
+        self._group_running: dict[str | None, int] = {}
+        self._waiters: dict[int, list[asyncio.Future[None]]] = {}
+        self._log_buffer: list[tuple[int, float, str, str]] = []
+        self._settings = _Settings(config.max_concurrency, config.retention_keep, config.retention_days)
+        self._rng = random.Random()
+        self._bus: EventBus = EventBus(self._read_events_after, 0)
+        self._tick_pending = False
+        self._dispatching = False
+        self._held = False
+        self._idle: bool | None = None
+        self._closed = False
+        self._started = False
+        self._main: asyncio.Task[None] | None = None
+        self._tg: asyncio.TaskGroup | None = None
+        self._stop_event: asyncio.Event | None = None
+        self._progress_written_at = 0.0
+        self._progress_timer: asyncio.TimerHandle | None = None
+        self._terminal_since_prune = 0
+        self._prune_running = False
+        self._threads: Any = None
+        self._procs: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._data_version = 0
+        self.last_recovery = Recovery()
+
+    def _now(self) -> float:
+        return self._clock.now().timestamp()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise EngineClosed(f"the engine on {self.path} was stopped")
+
+    def _kind_info(self, kind: str) -> KindInfo:
+        spec = self._kinds.get(kind)
+        if spec is None:
+            raise UnknownKind(kind)
+        return spec.info
+
+    def _new_task(self, sub: Submission, *, retry_of: int | None = None) -> NewTask:
+        self._check_open()
+        info = self._kind_info(sub.kind) if isinstance(sub.kind, str) else None
+        return new_task(sub, info=info, now=self._now(), retry_of=retry_of)
+
+    def _pause_mask(self, group: str | None) -> int:
+        mask = PauseReason.GLOBAL if self._settings.paused_all else 0
+        if group is not None and group in self._settings.paused_groups:
+            mask |= PauseReason.GROUP
+        return int(mask)
+
+    async def _submit_rows(self, rows: list[NewTask], *, long: bool = False) -> list[SubmitResult]:
+        db = self._db
+        mask_of = self._pause_mask
+        fx: SubmitEffects = await db.writer.run(lambda conn: db.sql.submit(conn, rows, mask_of), long=long)
+        self._apply_submit_effects(fx)
+        return fx.results
+
+    def _apply_submit_effects(self, fx: SubmitEffects) -> None:
+        for task_id, t, mask in fx.inserted:
+            m = MirrorTask(
+                task_id,
+                t.kind,
+                t.priority,
+                float(task_id),
+                t.group,
+                TaskState.PAUSED if mask else TaskState.PENDING,
+                mask,
+                t.run_at,
+                t.expires_at,
+                t.parent_id,
+                False,
+                t.label,
+                1,
+            )
+            self._tasks[task_id] = m
+            if not mask:
+                self._make_pending(m)
+            if t.expires_at is not None:
+                m.ttl_timer = self._timers.call_at(t.expires_at, functools.partial(self._on_ttl, m))
+        if fx.changed:
+            self._refresh(fx.changed)
+        for task_id in fx.interrupt:
+            run = self._running.get(task_id)
+            if run is not None:
+                self._interrupt(run, "supersede")
+            else:
+                self._refresh([task_id])
+        if fx.inserted or fx.changed:
+            self._request_tick()
+
+    def _refresh(self, ids: Iterable[int]) -> None:
+        """Re-read tasks whose rows changed behind the mirror's back."""
+        ids = list(ids)
+        rows = self._db.read(lambda c: self._db.sql.load_active(c, ids))
+        seen = set()
+        for row in rows:
+            seen.add(row[0])
+            t = self._tasks.get(row[0])
+            if t is not None and t.state == TaskState.RUNNING:
+                # only the fields a running task may change through a submit
+                t.priority = row[2]
+                continue
+            self._adopt(row)
+        for task_id in ids:
+            if task_id not in seen and task_id in self._tasks and task_id not in self._running:
+                self._forget(self._tasks[task_id])
+
+    def _adopt(self, row: tuple[Any, ...]) -> MirrorTask:
+        """Put a task row (from load_active) into the mirror and, if ready, the queue."""
+        (
+            id_,
+            kind,
+            priority,
+            pos,
+            grp,
+            state,
+            reasons,
+            run_at,
+            expires_at,
+            parent_id,
+            started,
+            label,
+            attempt,
+        ) = row
+        t = self._tasks.get(id_)
+        if t is None:
+            t = MirrorTask(
+                id_,
+                kind,
+                priority,
+                float(pos),
+                grp,
+                state,
+                reasons,
+                run_at,
+                expires_at,
+                parent_id,
+                bool(started),
+                label,
+                attempt,
+            )
+            self._tasks[id_] = t
+        else:  # refreshed: the row changed behind the mirror's back
+            self._ready.discard(t)
+            self._cancel_timers(t)
+            t.kind, t.priority, t.pos, t.group, t.state, t.reasons = (
+                kind,
+                priority,
+                float(pos),
+                grp,
+                state,
+                reasons,
+            )
+            t.run_at, t.expires_at, t.parent_id, t.started, t.label, t.attempt = (
+                run_at,
+                expires_at,
+                parent_id,
+                bool(started),
+                label,
+                attempt,
+            )
+        if state == TaskState.PENDING:
+            self._make_pending(t)
+        if expires_at is not None and not t.started and state != TaskState.RUNNING:
+            t.ttl_timer = self._timers.call_at(expires_at, lambda: self._on_ttl(t))
+        return t
+
+    def _make_pending(self, t: MirrorTask) -> None:
+        t.state = TaskState.PENDING
+        if t.timer is not None:
+            t.timer.cancel()
+            t.timer = None
+        if t.run_at is not None and t.run_at > self._now():
+            t.timer = self._timers.call_at(t.run_at, lambda: self._on_due(t))
+            return
+        self._ready.push(t)
+        self._idle = False if self._idle else self._idle
+
+    def _on_due(self, t: MirrorTask) -> None:
+        t.timer = None
+        if t.state == TaskState.PENDING and self._tasks.get(t.id) is t:
+            self._ready.push(t)
+            self._request_tick()
+
+    def _cancel_timers(self, t: MirrorTask) -> None:
+        for name in ("timer", "ttl_timer"):
+            h = getattr(t, name)
+            if h is not None:
+                h.cancel()
+                setattr(t, name, None)
+
+    def _forget(self, t: MirrorTask) -> None:
+        self._ready.discard(t)
+        self._cancel_timers(t)
+        self._tasks.pop(t.id, None)
+
+    def _on_ttl(self, t: MirrorTask) -> None:
+        t.ttl_timer = None
+        if self._tasks.get(t.id) is not t or t.started or t.state == TaskState.RUNNING:
+            return
+        self._expire(t)
+
+    def _expire(self, t: MirrorTask) -> None:
+        now = self._now()
+        self._forget(t)
+        t.state = TaskState.EXPIRED
+        db = self._db
+        ttl_age = now - (t.expires_at or now)
+
+        def op(conn: Any) -> bool:
+            return db.tr.end_idle(
+                conn,
+                t.id,
+                now,
+                state=TaskState.EXPIRED,
+                event=EventKind.EXPIRED,
+                error="expired before it started (ttl ran out)",
+                event_data={"late": round(ttl_age, 3)},
+            )
+
+        db.writer.enqueue(op, lambda ok, err: self._after_terminal(t.id))
+        self._request_tick()
+
+    def _request_tick(self) -> None:
+        if not self._tick_pending and not self._closed:
+            self._tick_pending = True
+            loop = self._loop or asyncio.get_running_loop()
+            loop.call_soon(self._tick)
+
+    def _tick(self) -> None:
+        self._tick_pending = False
+        if self._closed:
+            return
+        self._dispatch()
+        self._flush_buffers()
+        self._db.writer.flush()
+        self._check_idle()
+
+    def _admit(self, t: MirrorTask) -> bool:
+        limit = self._settings.group_limits.get(t.group) if t.group is not None else None
+        return limit is None or self._group_running.get(t.group, 0) < limit
+
+    def _dispatch(self) -> None:
+        if not self._dispatching or self._held:
+            return
+        now = self._now()
+        while len(self._running) < self._settings.max_concurrency:
+            t = self._ready.pop(self._admit)
+            if t is None:
+                return
+            if t.expires_at is not None and not t.started and t.expires_at <= now:
+                self._expire(t)
+                continue
+            self._claim(t, now)
+
+    def _claim(self, t: MirrorTask, now: float) -> None:
+        db = self._db
+        run = _Run(self, t)
+        run.started_at = now
+        t.state = TaskState.RUNNING
+        t.run = run
+        self._running[t.id] = run
+        self._group_running[t.group] = self._group_running.get(t.group, 0) + 1
+        if t.ttl_timer is not None:
+            t.ttl_timer.cancel()
+            t.ttl_timer = None
+        attempt = t.attempt
+        db.writer.enqueue(
+            lambda conn: db.tr.claim(conn, t.id, now, attempt),
+            lambda row, err: self._claimed(run, row, err),
+        )
+
+    def _release_slot(self, run: _Run) -> None:
+        t = run.task
+        if self._running.pop(t.id, None) is not None:
+            n = self._group_running.get(t.group, 1) - 1
+            if n:
+                self._group_running[t.group] = n
+            else:
+                self._group_running.pop(t.group, None)
+
+    def _check_idle(self) -> None:
+        idle = not self._running and self._ready.count == 0
+        if idle and self._idle is False and self._started and not self._closed:
+            self._db.writer.enqueue(lambda conn: self._db.sql.emit(conn, EventKind.IDLE, self._now()))
+            self._db.writer.flush()
+        self._idle = idle
+
+    def _after_terminal(self, task_id: int) -> None:
+        for f in self._waiters.pop(task_id, ()):
+            if not f.done():
+                f.set_result(None)
+        self._terminal_since_prune += 1
+        if self._terminal_since_prune >= PRUNE_EVERY and not self._prune_running:
+            self._terminal_since_prune = 0
+            self._prune_running = True
+            assert self._loop is not None
+            self._loop.call_soon(self._prune_step)
+
+    def _read_events_after(self, seq: int, limit: int) -> list[Any]:
+        if self._closed:
+            return []
+        return self._db.read(lambda c: q.raw_events_after(c, seq, limit))
+
+    def _on_committed(self, events: list[Any]) -> None:
+        """Writer hook: the (raw) events of one commit, in order."""
+        if events[0][0] > self._bus.last_seq + 1:
+            self._ingest_external(upto=events[0][0])
+        self._bus.publish(events)
+
+    def _ingest_external(self, upto: int | None = None) -> None:
+        """Read events other processes committed and bring the mirror up to date."""
+        while True:
+            events = self._db.read(lambda c: q.raw_events_after(c, self._bus.last_seq, 1000))
+            if upto is not None:
+                events = [e for e in events if e[0] < upto]
+            if not events:
+                return
+            new_ids = [
+                e[3] for e in events if e[2] == "submitted" and e[3] is not None and e[3] not in self._tasks
+            ]
+            changed = [
+                e[3]
+                for e in events
+                if e[2] in ("priority_changed", "superseded", "requeued")
+                and e[3] is not None
+                and e[3] in self._tasks
+            ]
+            if new_ids:
+                for row in self._db.read(functools.partial(self._db.sql.load_active, ids=new_ids)):
+                    self._adopt(row)
+                self._request_tick()
+            if changed:
+                self._refresh(changed)
+            self._bus.publish(events)
+            if len(events) < 1000:
+                return
+
+    async def _emit(
+        self,
+        kind: EventKind,
+        data: dict[str, Any] | None = None,
+        *,
+        scope: str | None = None,
+        extra: Callable[[Any], None] | None = None,
+    ) -> None:
+        """Persist a change event (and `extra` writes) in one transaction."""
+        db = self._db
+        now = self._now()
+
+        def op(conn: Any) -> None:
+            if extra is not None:
+                extra(conn)
+            db.sql.emit(conn, kind, now, None, data, scope=scope)
+
+        await db.writer.run(op)
