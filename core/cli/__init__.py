@@ -33,7 +33,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = p.build()
     try:
         args = parser.parse_args(argv)
-        p.check_text(parser, args)
     except SystemExit as e:  # --help, or a usage error argparse already reported
         return e.code if isinstance(e.code, int) else 2
     command = args.command or "worker"

@@ -126,9 +126,7 @@ async def retry(ctx: Context) -> int:
 async def ls(ctx: Context) -> int:
     a = ctx.args
     async with client(ctx.path) as c:
-        recs = c.tasks(
-            states=a.state, kind=a.kind, group=a.group, limit=a.limit + 1 if a.limit else None
-        )
+        recs = c.tasks(states=a.state, kind=a.kind, group=a.group, limit=a.limit + 1 if a.limit else None)
     return _print_tasks(ctx, recs, a.limit, o.task_table, "no active tasks")
 
 
@@ -216,7 +214,7 @@ async def limits(ctx: Context) -> int:
         if has_limit:
             await x.set_group_limit(a.group, a.limit)
 
-    _, now = await control(ctx.path, apply)
+    now = await control(ctx.path, apply)
     changes = []
     if a.concurrency is not None:
         changes.append(f"max concurrency {a.concurrency}")
@@ -278,7 +276,7 @@ def _task_control(verb: str, done: str) -> Command:
         async def apply(x: Engine | Client) -> None:
             await getattr(x, verb)(task_id)
 
-        _, now = await control(ctx.path, apply)
+        now = await control(ctx.path, apply)
         if ctx.json:
             o.out_json({"id": task_id, "action": verb, "applied": now})
         else:
@@ -294,7 +292,7 @@ def _task_control(verb: str, done: str) -> Command:
 
 def _global_control(verb: str, done: str) -> Command:
     async def command(ctx: Context) -> int:
-        _, now = await control(ctx.path, lambda x: getattr(x, verb)())
+        now = await control(ctx.path, lambda x: getattr(x, verb)())
         name = verb.replace("_", "-")
         if ctx.json:
             o.out_json({"action": name, "applied": now})

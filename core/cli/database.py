@@ -13,15 +13,14 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TypeVar
 
 import platformdirs
 
 from core import Client, CorruptDatabase, Engine, EngineLocked
+from core.cli.errors import CommandError
 from core.jobs import register_builtin
 from core.lock import EngineLock
 
-T = TypeVar("T")
 ENV = "TASKDECK_DB"
 
 
@@ -29,7 +28,10 @@ def resolve(option: str | None) -> Path:
     """--db, else $TASKDECK_DB, else tasks.db in the user data directory (created)."""
     chosen = option or os.environ.get(ENV)
     if chosen:
-        return Path(chosen).expanduser()
+        path = Path(chosen).expanduser()
+        if not path.parent.is_dir():
+            raise CommandError(f"cannot open {path}: the folder {path.parent} does not exist")
+        return path
     folder = Path(platformdirs.user_data_dir("taskdeck"))
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     return folder / "tasks.db"
@@ -76,9 +78,9 @@ async def client(path: Path) -> AsyncIterator[Client]:
         await c.close()
 
 
-async def control(path: Path, op: Callable[[Engine | Client], Awaitable[T]]) -> tuple[T, bool]:
-    """Run `op` on an engine of our own (applied at once: True) or, when an engine runs
-    elsewhere, on a Client (queued for that engine: False)."""
+async def control(path: Path, op: Callable[[Engine | Client], Awaitable[None]]) -> bool:
+    """Run `op` on an engine of our own, where it applies at once (True), or, when an
+    engine runs elsewhere, on a Client, which queues it for that engine (False)."""
     if not engine_running(path):
         if not await asyncio.to_thread(path.exists):
             await prepare(path)
@@ -89,8 +91,10 @@ async def control(path: Path, op: Callable[[Engine | Client], Awaitable[T]]) -> 
         else:
             try:
                 register_builtin(engine)
-                return await op(engine), True
+                await op(engine)
+                return True
             finally:
                 await engine.stop(grace=0)
     async with client(path) as c:
-        return await op(c), False
+        await op(c)
+        return False

@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from core import Event, KindInfo, LogLine, Priority, TaskRecord
+from core import Event, KindInfo, LogLine, Priority, TaskRecord, TaskState
 
 NAME_WIDTH = 40
 DATA_WIDTH = 160
@@ -103,9 +103,13 @@ def short(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def state_text(rec: TaskRecord) -> str:
+def state_text(rec: TaskRecord, now: datetime | None = None) -> str:
+    """The state, with why a task is paused or when a waiting one may start."""
     if rec.pause_reasons:
         return f"{rec.state.value}:{','.join(rec.pause_reasons)}"
+    run_at = rec.run_at if rec.state is TaskState.PENDING else None
+    if now is not None and run_at is not None and (run_at - now).total_seconds() >= 1:
+        return f"{rec.state.value}, {ago(run_at, now)}"
     return rec.state.value
 
 
@@ -115,6 +119,10 @@ def attempts_text(rec: TaskRecord) -> str:
     return f"attempt {rec.attempt} of {rec.max_retries + 1}"
 
 
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def compact(value: Any) -> str:
     return json.dumps(jsonable(value), ensure_ascii=False, separators=(", ", ": "))
 
@@ -122,9 +130,7 @@ def compact(value: Any) -> str:
 # -- tables ----------------------------------------------------------------------------
 
 
-def table(
-    headers: Sequence[str], rows: Iterable[Sequence[str]], right: Iterable[int] = ()
-) -> list[str]:
+def table(headers: Sequence[str], rows: Iterable[Sequence[str]], right: Iterable[int] = ()) -> list[str]:
     """Aligned columns; the columns in `right` are right-aligned, the last is not padded."""
     rows = [list(r) for r in rows]
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
@@ -143,7 +149,7 @@ def task_table(recs: Sequence[TaskRecord], now: datetime) -> list[str]:
     rows = [
         (
             str(r.id),
-            state_text(r),
+            state_text(r, now),
             priority_text(r.priority),
             short(r.name, NAME_WIDTH),
             percent(r.progress),
@@ -235,13 +241,8 @@ def show_lines(
         lines += ["  traceback:"] + [f"    {t}" for t in rec.traceback.rstrip().splitlines()]
     lines.append(f"events ({len(events)}):")
     lines += [f"  {event_line(e)}" for e in events] or ["  none"]
-    if not log_total:
-        lines.append("log: empty")
-    else:
-        lines.append(
-            f"log ({log_total} lines"
-            + (f", the last {len(logs)} shown):" if len(logs) < log_total else "):")
-        )
+    shown = "" if len(logs) == log_total else f", the last {len(logs)} shown"
+    lines.append(f"log ({plural(log_total, 'line')}{shown}):" if log_total else "log: empty")
     lines += [f"  {log_line(line)}" for line in logs]
     return lines
 
@@ -312,9 +313,7 @@ def schema_lines(schema: Mapping[str, Any] | None) -> list[str]:
     head = "payload (an object; * required" + (
         "" if schema.get("additionalProperties", True) else "; no other fields"
     )
-    return [head + "):"] + [
-        f"  {line}" for line in table(["FIELD", "TYPE", "DESCRIPTION"], rows)[1:]
-    ]
+    return [head + "):"] + [f"  {line}" for line in table(["FIELD", "TYPE", "DESCRIPTION"], rows)[1:]]
 
 
 def _type_text(prop: Mapping[str, Any]) -> str:

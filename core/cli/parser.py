@@ -34,6 +34,22 @@ class Parser(argparse.ArgumentParser):
 # -- converters ------------------------------------------------------------------------
 
 
+def text(value: str) -> str:
+    """Any text that is valid UTF-8 (undecodable bytes on a command line are not)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not valid UTF-8 text") from None
+    return value
+
+
+def group_name(value: str) -> str:
+    """Non-empty text (a group name)."""
+    if not value:
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text(value)
+
+
 def _is_int(text: str) -> bool:
     """Plain ASCII digits, short enough for SQLite (and for int())."""
     return text.isascii() and text.isdigit() and len(text) <= 18
@@ -94,25 +110,28 @@ def since(text: str) -> datetime:
     try:
         ago = duration(text)
     except argparse.ArgumentTypeError:
+        pass
+    else:
+        return datetime.now().astimezone() - timedelta(seconds=ago)
+    try:
         return moment(text)
-    return datetime.now().astimezone() - timedelta(seconds=ago)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"invalid time {text!r}: use a duration ago (30m, 2h, 3d) or an ISO 8601 date-time"
+        ) from None
 
 
 def count(text: str) -> int:
     value = text.strip()
     if not _is_int(value):
-        raise argparse.ArgumentTypeError(
-            f"invalid number {text!r}: expected an integer in 0..{10**18 - 1}"
-        )
+        raise argparse.ArgumentTypeError(f"invalid number {text!r}: expected an integer in 0..{10**18 - 1}")
     return int(value)
 
 
 def max_retries(text: str) -> int:
     n = count(text)
     if n > MAX_RETRIES:
-        raise argparse.ArgumentTypeError(
-            f"invalid retry count {text!r}: must be in 0..{MAX_RETRIES}"
-        )
+        raise argparse.ArgumentTypeError(f"invalid retry count {text!r}: must be in 0..{MAX_RETRIES}")
     return n
 
 
@@ -129,37 +148,35 @@ def group_limit(text: str) -> int | None:
     return concurrency(text)
 
 
-def tag(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
+def tag(value: str) -> tuple[str, str]:
+    key, sep, rest = text(value).partition("=")
     if not sep:
-        raise argparse.ArgumentTypeError(f"invalid tag {text!r}: expected KEY=VALUE")
-    return key, value
+        raise argparse.ArgumentTypeError(f"invalid tag {value!r}: expected KEY=VALUE")
+    return key, rest
 
 
-def payload(text: str) -> Any:
+def payload(value: str) -> Any:
     """JSON text, or @FILE to read it from a file."""
-    source = "--payload"
-    if text.startswith("@"):
+    where = ""
+    if value.startswith("@"):
+        where = f" in {value[1:]}"
         try:
-            text = Path(text[1:]).read_text(encoding="utf-8")
+            value = Path(value[1:]).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:
-            raise argparse.ArgumentTypeError(f"cannot read {text[1:]!r}: {e}") from None
-        source = text
+            raise argparse.ArgumentTypeError(f"cannot read {value[1:]!r}: {e}") from None
     try:
-        value = json.loads(text, parse_constant=_reject_constant)
+        found = json.loads(value, parse_constant=_reject_constant)
     except json.JSONDecodeError as e:
         raise argparse.ArgumentTypeError(
-            f"not valid JSON: {e.msg} at line {e.lineno} column {e.colno} (char {e.pos})"
+            f"not valid JSON{where}: {e.msg} at line {e.lineno} column {e.colno} (char {e.pos})"
         ) from None
-    except (ValueError, RecursionError) as e:
-        raise argparse.ArgumentTypeError(f"not valid JSON: {e}") from None
+    except (ValueError, RecursionError) as e:  # NaN, a 5000-digit number, deep nesting
+        raise argparse.ArgumentTypeError(f"not valid JSON{where}: {e or 'nested too deeply'}") from None
     try:
-        json.dumps(value, ensure_ascii=False).encode("utf-8")
+        json.dumps(found, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
-        raise argparse.ArgumentTypeError(
-            f"{source}: a string holds a lone surrogate (not valid UTF-8)"
-        ) from None
-    return value
+        raise argparse.ArgumentTypeError(f"a string{where} is not valid UTF-8 (a lone surrogate)") from None
+    return found
 
 
 def _reject_constant(name: str) -> Any:
@@ -173,9 +190,7 @@ def states(allowed: list[str]) -> Callable[[str], list[str]]:
         found = [s.strip().lower() for s in text.split(",") if s.strip()]
         for s in found or [text]:
             if s not in allowed:
-                raise argparse.ArgumentTypeError(
-                    f"unknown state {s!r} (choose from {', '.join(allowed)})"
-                )
+                raise argparse.ArgumentTypeError(f"unknown state {s!r} (choose from {', '.join(allowed)})")
         return found
 
     return convert
@@ -189,13 +204,12 @@ def _common() -> Parser:
     p = Parser(add_help=False)
     p.add_argument(
         "--db",
+        type=text,
         metavar="PATH",
         default=argparse.SUPPRESS,
         help="the database (default: $TASKDECK_DB, else tasks.db in the user data directory)",
     )
-    p.add_argument(
-        "--json", action="store_true", default=argparse.SUPPRESS, help="print JSON for scripts"
-    )
+    p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON for scripts")
     return p
 
 
@@ -210,9 +224,7 @@ def build() -> Parser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def add(name: str, help: str) -> argparse.ArgumentParser:
-        return sub.add_parser(
-            name, help=help, description=help, parents=[common], allow_abbrev=False
-        )
+        return sub.add_parser(name, help=help, description=help, parents=[common], allow_abbrev=False)
 
     _add_submit(add("submit", "queue a task"))
     p = add("ls", "list active tasks in dispatch order")
@@ -223,8 +235,8 @@ def build() -> Parser:
         metavar="STATE[,STATE]",
         help=f"only these states: {', '.join(ACTIVE_STATES)}",
     )
-    p.add_argument("--kind")
-    p.add_argument("--group")
+    p.add_argument("--kind", type=text)
+    p.add_argument("--group", type=text)
     p.add_argument("--limit", type=count, default=100, help="at most N rows (0: all; default 100)")
 
     p = add("history", "list finished tasks, newest first")
@@ -235,29 +247,27 @@ def build() -> Parser:
         metavar="STATE[,STATE]",
         help=f"only these states: {', '.join(TERMINAL_STATES)}",
     )
-    p.add_argument("--kind")
+    p.add_argument("--kind", type=text)
     p.add_argument(
         "--since",
         type=since,
         metavar="WHEN",
         help="finished since a date-time or a duration ago (2h, 3d)",
     )
-    p.add_argument("--search", metavar="TEXT", help="text in the label, kind, error or payload")
+    p.add_argument("--search", type=text, metavar="TEXT", help="text in the label, kind, error or payload")
     p.add_argument("--limit", type=count, default=50, help="at most N rows (0: all; default 50)")
 
     p = add("show", "show one task: its fields, events and last log lines")
     p.add_argument("id", type=task_id, metavar="ID")
-    p.add_argument(
-        "--lines", type=count, default=10, metavar="N", help="log lines to show (default 10)"
-    )
+    p.add_argument("--lines", type=count, default=10, metavar="N", help="log lines to show (default 10)")
 
-    for name, text in (
+    for name, about in (
         ("cancel", "cancel a task"),
         ("pause", "pause a task"),
         ("resume", "resume a paused task"),
         ("retry", "submit a failed, cancelled or expired task again"),
     ):
-        add(name, text).add_argument("id", type=task_id, metavar="ID")
+        add(name, about).add_argument("id", type=task_id, metavar="ID")
 
     p = add("wait", "wait until a task ends; exit 0 if it completed, 1 otherwise")
     p.add_argument("id", type=task_id, metavar="ID")
@@ -273,7 +283,7 @@ def build() -> Parser:
 
     p = add("limits", "show or set the concurrency limits")
     p.add_argument("--concurrency", type=concurrency, metavar="N", help="run up to N tasks at once")
-    p.add_argument("--group", metavar="G", help="the group whose limit --limit sets")
+    p.add_argument("--group", type=group_name, metavar="G", help="the group whose limit --limit sets")
     p.add_argument(
         "--limit",
         type=group_limit,
@@ -297,7 +307,7 @@ def build() -> Parser:
 
 
 def _add_submit(p: argparse.ArgumentParser) -> None:
-    p.add_argument("kind", metavar="KIND")
+    p.add_argument("kind", type=text, metavar="KIND")
     p.add_argument(
         "--payload",
         type=payload,
@@ -307,7 +317,7 @@ def _add_submit(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--priority", type=priority, metavar="P", help="critical, high, normal, low, idle or 0..255"
     )
-    p.add_argument("--key", help="deduplication key: at most one active task per key")
+    p.add_argument("--key", type=text, help="deduplication key: at most one active task per key")
     p.add_argument(
         "--on-duplicate",
         choices=DUPLICATE_POLICIES,
@@ -315,41 +325,13 @@ def _add_submit(p: argparse.ArgumentParser) -> None:
         help="what to do when a task with --key is active (default: skip)",
     )
     when = p.add_mutually_exclusive_group()
-    when.add_argument(
-        "--delay", type=duration, metavar="S", help="start no sooner than S seconds from now"
-    )
-    when.add_argument(
-        "--run-at", type=moment, metavar="ISO", help="start no sooner than this date-time"
-    )
-    p.add_argument("--group", metavar="G")
-    p.add_argument(
-        "--tag", type=tag, action="append", metavar="KEY=VALUE", help="a tag (repeatable)"
-    )
-    p.add_argument("--label", metavar="L", help="a name to show instead of the kind")
-    p.add_argument(
-        "--timeout", type=positive_duration, metavar="S", help="fail an attempt after S seconds"
-    )
+    when.add_argument("--delay", type=duration, metavar="S", help="start no sooner than S seconds from now")
+    when.add_argument("--run-at", type=moment, metavar="ISO", help="start no sooner than this date-time")
+    p.add_argument("--group", type=text, metavar="G")
+    p.add_argument("--tag", type=tag, action="append", metavar="KEY=VALUE", help="a tag (repeatable)")
+    p.add_argument("--label", type=text, metavar="L", help="a name to show instead of the kind")
+    p.add_argument("--timeout", type=positive_duration, metavar="S", help="fail an attempt after S seconds")
     p.add_argument(
         "--ttl", type=positive_duration, metavar="S", help="expire if not started within S seconds"
     )
-    p.add_argument(
-        "--max-retries", type=max_retries, metavar="N", help="retry a failure up to N times"
-    )
-
-
-def check_text(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Refuse arguments that are not valid UTF-8 (undecodable bytes on the command line)."""
-    for name, value in vars(args).items():
-        for text in _strings(value):
-            try:
-                text.encode("utf-8")
-            except UnicodeEncodeError:
-                parser.error(f"argument --{name.replace('_', '-')}: not valid UTF-8 text")
-
-
-def _strings(value: object) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list | tuple):
-        return [s for v in value for s in _strings(v)]
-    return []
+    p.add_argument("--max-retries", type=max_retries, metavar="N", help="retry a failure up to N times")
