@@ -8,7 +8,7 @@ import asyncio
 import functools
 import json
 import os
-from collections.abc import AsyncIterator, Generator, Iterable, Mapping
+from collections.abc import AsyncGenerator, Generator, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -44,7 +44,7 @@ from core.types import (
     TaskRecord,
     TaskState,
 )
-from core.validation import check_priority, new_task
+from core.validation import check_priority, check_states, new_task
 
 POLL_SECONDS = 0.1
 
@@ -286,6 +286,7 @@ class Client:
         await self._request("release")
 
     async def pause_group(self, group: str, until: datetime | float | None = None) -> None:
+        _check_group(group)
         if isinstance(until, datetime):
             if until.tzinfo is None:
                 raise InvalidArgument("until: must be timezone-aware")
@@ -295,6 +296,7 @@ class Client:
         await self._request("pause_group", group=group, until=until)
 
     async def resume_group(self, group: str) -> None:
+        _check_group(group)
         await self._request("resume_group", group=group)
 
     async def set_max_concurrency(self, n: int) -> None:
@@ -303,6 +305,7 @@ class Client:
         await self._request("set_max_concurrency", n=n)
 
     async def set_group_limit(self, group: str, n: int | None) -> None:
+        _check_group(group)
         if n is not None and (isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 1024):
             raise InvalidArgument(f"limit: must be None or an int in 1..1024, got {n!r}")
         await self._request("set_group_limit", group=group, n=n)
@@ -342,11 +345,7 @@ class Client:
         offset: int = 0,
     ) -> list[TaskRecord]:
         self._check_open()
-        st = (
-            [TaskState(s).value for s in ([states] if isinstance(states, str) else states)]
-            if states
-            else None
-        )
+        st = check_states(states)
         return self._db.read(
             lambda c: q.select_tasks(
                 c,
@@ -375,11 +374,7 @@ class Client:
         offset: int = 0,
     ) -> list[TaskRecord]:
         self._check_open()
-        st = (
-            [TaskState(s).value for s in ([states] if isinstance(states, str) else states)]
-            if states
-            else None
-        )
+        st = check_states(states)
         return await self._db.read_async(
             lambda c: q.select_tasks(
                 c,
@@ -482,11 +477,12 @@ class Client:
         )
         counts = {k: v for k, v in self.counts().items() if TaskState(k).is_active}
         settings = self.settings()
+        engine = settings.get("engine") or {}
         return Snapshot(
             running=running,
             counts=counts,
-            max_concurrency=int(settings.get("max_concurrency", 4)),
-            held=False,
+            max_concurrency=int(settings.get("max_concurrency", engine.get("max_concurrency", 4))),
+            held=bool(engine.get("held", False)),
             paused_all=bool(settings.get("paused_all", False)),
             groups=tuple(self.groups()),
             waiting={},
@@ -497,13 +493,13 @@ class Client:
     def last_seq(self) -> int:
         return self._db.read(q.last_event_seq)
 
-    def events(self, since: int | None = None) -> AsyncIterator[Event]:
+    def events(self, since: int | None = None) -> AsyncGenerator[Event, None]:
         """Persisted events as they are committed (polled a few times a second); without
         `since`, those committed after this call."""
         self._check_open()
         return self._follow(self.last_seq() if since is None else since)
 
-    async def _follow(self, cursor: int) -> AsyncIterator[Event]:
+    async def _follow(self, cursor: int) -> AsyncGenerator[Event, None]:
         conn = self._db.reader
         version = None
         while not self._closed:
@@ -538,6 +534,11 @@ def _connect_existing(path: str) -> Any:
     if not os.path.exists(path):
         raise CorruptDatabase(path, "no such file; start an engine (taskdeck worker) to create it")
     return connect(path)
+
+
+def _check_group(group: object) -> None:
+    if not isinstance(group, str) or not group:
+        raise InvalidArgument(f"group: must be a non-empty string, got {group!r}")
 
 
 def _inbox(conn: Any, op: str, args: dict[str, Any], now: float) -> None:

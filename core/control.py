@@ -72,6 +72,7 @@ class EngineControl(TaskRunner):
         rows = self._db.read(lambda c: c.execute("SELECT id, op, args FROM inbox ORDER BY id").fetchall())
         if not rows:
             return
+        failed: list[dict[str, Any]] = []
         for _, op, args in rows:
             try:
                 if op not in INBOX_OPS:
@@ -85,8 +86,16 @@ class EngineControl(TaskRunner):
                 await getattr(self, op)(**kwargs)
             except Exception as e:
                 logger.warning("request %s%s from a client failed: %s", op, args, e)
+                failed.append({"op": op, "args": args, "error": str(e) or type(e).__name__})
         last = rows[-1][0]
-        await self._db.writer.run(lambda c: c.execute("DELETE FROM inbox WHERE id <= ?", (last,)))
+        now = self._now()
+
+        def done(conn: Any) -> None:
+            conn.execute("DELETE FROM inbox WHERE id <= ?", (last,))
+            for f in failed:  # the sender follows events: tell it its request was refused
+                self._db.sql.emit(conn, EventKind.REQUEST_FAILED, now, None, f)
+
+        await self._db.writer.run(done)
 
     def _active(self, task_id: int) -> MirrorTask:
         self._check_open()

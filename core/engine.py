@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import math
@@ -30,11 +29,11 @@ from core.errors import (
 )
 from core.eventbus import EventBus
 from core.lock import EngineLock
-from core.registry import Handler, info_to_json, make_spec
+from core.registry import Handler, KindSpec, info_to_json, make_spec
 from core.store import queries as q
 from core.store.db import MEMORY, connect, migrate
 from core.store.tasks import dumps
-from core.store.transitions import settings_get
+from core.store.transitions import settings_get, settings_put
 from core.types import (
     JSON,
     Event,
@@ -55,7 +54,7 @@ from core.types import (
     TaskRecord,
     TaskState,
 )
-from core.validation import build_task, check_seconds
+from core.validation import build_task, check_seconds, check_states
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -184,8 +183,8 @@ class Engine(EngineControl):
             description=description,
         )
         self._kinds[kind] = spec
+        self._publish_kinds([spec])  # clients validate against it from now on
         if self._started:
-            self._publish_kinds()
             self._request_tick()
 
     def task(self, kind: str, **defaults: Any) -> Callable[[Handler], Handler]:
@@ -201,8 +200,8 @@ class Engine(EngineControl):
         """Registered kinds with their payload schema and defaults."""
         return [s.info for _, s in sorted(self._kinds.items())]
 
-    def _publish_kinds(self) -> None:
-        rows = [(k, dumps(info_to_json(s.info))) for k, s in self._kinds.items()]
+    def _publish_kinds(self, specs: Iterable[KindSpec]) -> None:
+        rows = [(s.info.kind, dumps(info_to_json(s.info))) for s in specs]
 
         def write(conn: Any) -> None:
             conn.executemany(
@@ -212,6 +211,7 @@ class Engine(EngineControl):
             )
 
         self._db.writer.enqueue(write)
+        self._db.writer.flush()
 
     async def start(self) -> None:
         """Start dispatching, the timers and the watch for clients' requests."""
@@ -225,11 +225,19 @@ class Engine(EngineControl):
         ready: asyncio.Future[None] = self._loop.create_future()
         self._main = asyncio.create_task(self._serve(ready), name=f"taskdeck engine {self.path}")
         await ready
-        self._publish_kinds()
+        await self._emit(
+            EventKind.STARTED_ENGINE,
+            self._runtime_info(),
+            extra=lambda conn: settings_put(conn, "engine", self._runtime_info()),
+        )
         for name, until in list(self._settings.paused_groups.items()):
             if until is not None:
                 self._timers.call_at(until, functools.partial(self._auto_resume_group, name, until))
         self._request_tick()
+
+    def _runtime_info(self) -> dict[str, Any]:
+        """What clients show about the running engine (kept in settings as "engine")."""
+        return {"pid": os.getpid(), "max_concurrency": self._settings.max_concurrency, "held": self._held}
 
     async def _serve(self, ready: asyncio.Future[None]) -> None:
         assert self._stop_event is not None
@@ -261,7 +269,11 @@ class Engine(EngineControl):
         if self._held == held:
             return
         self._held = held
-        await self._emit(EventKind.HELD if held else EventKind.RELEASED)
+        info = self._runtime_info()
+        await self._emit(
+            EventKind.HELD if held else EventKind.RELEASED,
+            extra=lambda conn: settings_put(conn, "engine", info),
+        )
         self._request_tick()
 
     @property
@@ -296,8 +308,7 @@ class Engine(EngineControl):
         if self._stop_event is not None:
             self._stop_event.set()
         if self._main is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._main
+            await self._main
         if self._procs is not None:
             await self._procs.close()
         if self._threads is not None:
@@ -524,7 +535,7 @@ class Engine(EngineControl):
     ) -> list[TaskRecord]:
         """Active tasks in dispatch order."""
         self._check_open()
-        st = _check_states(states, active=True)
+        st = check_states(states)
         recs = self._db.read(
             lambda c: q.select_tasks(
                 c,
@@ -555,7 +566,7 @@ class Engine(EngineControl):
     ) -> list[TaskRecord]:
         """Terminal tasks, newest first (read off the loop: history can be long)."""
         self._check_open()
-        st = _check_states(states, active=False)
+        st = check_states(states)
         return await self._db.read_async(
             lambda c: q.select_tasks(
                 c,
@@ -643,20 +654,6 @@ def _seconds_text(seconds: float) -> str:
     if seconds < 7200:
         return f"{seconds // 60} min"
     return f"{seconds // 3600} h {seconds % 3600 // 60} min"
-
-
-def _check_states(states: Iterable[str] | None, *, active: bool) -> list[str] | None:
-    if states is None:
-        return None
-    if isinstance(states, str):
-        states = [states]
-    out = []
-    for s in states:
-        try:
-            out.append(TaskState(s).value)
-        except ValueError:
-            raise InvalidArgument(f"states: unknown state {s!r}") from None
-    return out
 
 
 __all__ = ["Engine", "EngineConfig", "resubmission", "unretried_failures"]

@@ -378,6 +378,8 @@ class TaskRunner(EngineBase):
                 run_seconds=elapsed,
                 io=io,
             )
+            if ok and d.event == EventKind.RETRYING:  # the next attempt starts its progress afresh
+                db.tr.clear_progress(conn, t.id)
             if not (ok and requeue and terminal and d.state != TaskState.CANCELLED):
                 return None
             again = json.loads(requeue)

@@ -117,6 +117,8 @@ class EventKind(StrEnum):
     RELEASED = "released"
     IDLE = "idle"
     RECOVERED = "recovered"
+    STARTED_ENGINE = "engine_started"
+    REQUEST_FAILED = "request_failed"  # a client's control request the engine refused
     SCHEDULE_ADDED = "schedule_added"
     SCHEDULE_UPDATED = "schedule_updated"
     SCHEDULE_PAUSED = "schedule_paused"

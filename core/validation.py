@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from core.errors import InvalidSubmission
+from core.errors import InvalidArgument, InvalidSubmission
 from core.store.tasks import NewTask, dumps
-from core.types import DEFAULT_RETRY, JSON, IoBudget, KindInfo, Priority, RetryPolicy, Submission
+from core.types import DEFAULT_RETRY, JSON, IoBudget, KindInfo, Priority, RetryPolicy, Submission, TaskState
 
 MAX_PAYLOAD_BYTES = 1 << 20
 MAX_KEY_BYTES = 256
@@ -51,10 +51,20 @@ def check_seconds(field: str, value: object, *, positive: bool = True) -> float:
     return v
 
 
+def utf8_size(field: str, text: str) -> int:
+    """Encoded size of `text`; text SQLite cannot store (a lone surrogate) names its field."""
+    try:
+        return len(text.encode())
+    except UnicodeEncodeError as e:
+        raise InvalidSubmission(
+            field, f"is not valid Unicode text ({e.reason} at position {e.start})"
+        ) from None
+
+
 def check_kind(kind: object) -> str:
     if not isinstance(kind, str) or not kind.strip():
         raise InvalidSubmission("kind", f"must be a non-empty string, got {kind!r}")
-    if len(kind.encode()) > MAX_KIND_BYTES:
+    if utf8_size("kind", kind) > MAX_KIND_BYTES:
         raise InvalidSubmission("kind", f"must be at most {MAX_KIND_BYTES} bytes")
     return kind
 
@@ -62,9 +72,26 @@ def check_kind(kind: object) -> str:
 def _check_text(field: str, value: object, max_bytes: int) -> str:
     if not isinstance(value, str):
         raise InvalidSubmission(field, f"must be a string, got {type(value).__name__}")
-    if len(value.encode()) > max_bytes:
-        raise InvalidSubmission(field, f"must be at most {max_bytes} bytes, got {len(value.encode())}")
+    size = utf8_size(field, value)
+    if size > max_bytes:
+        raise InvalidSubmission(field, f"must be at most {max_bytes} bytes, got {size}")
     return value
+
+
+def check_states(states: Iterable[str] | str | None, *, field: str = "states") -> list[str] | None:
+    """Task state names, checked; None means no filter."""
+    if states is None:
+        return None
+    if isinstance(states, str):
+        states = [states]
+    out = []
+    for s in states:
+        try:
+            out.append(TaskState(s).value)
+        except ValueError:
+            names = ", ".join(st.value for st in TaskState)
+            raise InvalidArgument(f"{field}: unknown state {s!r} (one of {names})") from None
+    return out
 
 
 def encode_payload(payload: JSON) -> str:
@@ -74,7 +101,7 @@ def encode_payload(payload: JSON) -> str:
         text = dumps(payload)
     except (TypeError, ValueError) as e:
         raise InvalidSubmission("payload", f"not JSON-serialisable: {e}") from e
-    size = len(text.encode())
+    size = utf8_size("payload", text)
     if size > MAX_PAYLOAD_BYTES:
         raise InvalidSubmission("payload", f"{size} bytes encoded, more than the 1 MiB limit")
     return text
@@ -209,6 +236,7 @@ def build_task(
             raise InvalidSubmission("label", f"must be a string, got {type(label).__name__}")
         if len(label) > MAX_LABEL_CHARS:
             raise InvalidSubmission("label", f"must be at most {MAX_LABEL_CHARS} characters")
+        utf8_size("label", label)
     checked_tags = check_tags(tags) if tags is not None else None
     run_at_ts: float | None = None
     if run_at is not None:

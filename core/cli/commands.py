@@ -11,7 +11,7 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from core import (
     Client,
@@ -360,9 +360,7 @@ async def watch(ctx: Context) -> int:
 
 
 def _stream(c: Client, since: int | None) -> AsyncGenerator[Event, None]:
-    # Client.events is an async generator, typed as an AsyncIterator: closing it when
-    # `watch --count` stops early needs aclose().
-    return cast(AsyncGenerator[Event, None], c.events(since=since))
+    return c.events(since=since)  # an async generator: `watch --count` closes it early
 
 
 def _name(c: Client, cache: dict[int, str | None], task_id: int | None) -> str | None:

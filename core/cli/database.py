@@ -44,18 +44,13 @@ def engine_running(path: Path) -> bool:
 
 async def prepare(path: Path) -> None:
     """Create or migrate the database with a short-lived engine, unless one runs.
-
-    A new database is started once so the built-in kinds get published: a Client
-    validates payloads against the kinds the last started engine published."""
-    fresh = not await asyncio.to_thread(path.exists)
+    Registering the built-in kinds publishes them, so a Client validates their payloads."""
     try:
         engine = await Engine.open(path)
     except EngineLocked:
         return  # an engine started meanwhile: it created or migrated the file
     try:
         register_builtin(engine)
-        if fresh:
-            await engine.start()
     finally:
         await engine.stop(grace=0)
 

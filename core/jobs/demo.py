@@ -10,7 +10,7 @@ from core import Engine, Permanent, TaskContext
 
 KIND = "demo.sleep"
 SCHEMA: dict[str, Any] = {
-    "type": "object",
+    "type": ["object", "null"],
     "properties": {
         "seconds": {"type": "number", "minimum": 0, "maximum": 86400, "description": "how long to sleep"},
         "steps": {"type": "integer", "minimum": 1, "maximum": 10000, "description": "progress updates"},

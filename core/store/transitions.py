@@ -166,6 +166,13 @@ class Transitions:
             self.sql.emit(conn, EventKind.PRIORITY_CHANGED, now, task_id, {"old": old, "new": new})
         return True
 
+    def clear_progress(self, conn: sqlite3.Connection, task_id: int) -> None:
+        conn.execute(
+            "UPDATE tasks SET progress = NULL, progress_message = NULL, bytes_done = NULL, "
+            "bytes_total = NULL WHERE id = ?",
+            (task_id,),
+        )
+
     def save_checkpoint(self, conn: sqlite3.Connection, task_id: int, text: str) -> None:
         conn.execute("UPDATE tasks SET checkpoint = ? WHERE id = ?", (text, task_id))
 

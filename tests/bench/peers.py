@@ -1,11 +1,21 @@
-"""Peers measured in the same run as Taskdeck: a bare sqlite3 loop and huey."""
+"""Peers measured in the same run as Taskdeck: a bare sqlite3 loop and huey's SqliteHuey.
+
+huey runs in this process: its `Consumer` with worker threads (what `huey_consumer -k
+thread -w 4` runs), on a database file in a temporary directory, with huey's own SQLite
+settings (WAL; `synchronous` left at SQLite's default, FULL, since `fsync=None`)."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import signal
 import sqlite3
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
+from typing import Any
 
 
 def bare_sqlite_lifecycles(n: int, synchronous: str = "NORMAL") -> float:
@@ -57,3 +67,98 @@ def bare_sqlite_executemany(n: int) -> float:
         elapsed = time.perf_counter() - t0
         conn.close()
     return n / elapsed
+
+
+# -- huey -------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _huey_consumer(workers: int) -> Iterator[tuple[Any, Any, Any]]:
+    """A SqliteHuey on a temporary file and its thread consumer, started in this process.
+
+    Yields (huey, consumer, completions) where completions is a `_Counter` of tasks huey
+    reports complete (SIGNAL_COMPLETE, sent after a task ran and its result was stored)."""
+    from huey import SqliteHuey
+    from huey.signals import SIGNAL_COMPLETE, SIGNAL_ERROR
+
+    logging.getLogger("huey").setLevel(logging.CRITICAL)
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    with tempfile.TemporaryDirectory() as d:
+        huey = SqliteHuey("bench", filename=os.path.join(d, "huey.db"))
+        done = _Counter()
+
+        @huey.signal(SIGNAL_COMPLETE)
+        def _complete(signal_name: str, task: Any, *args: Any) -> None:
+            done.add()
+
+        @huey.signal(SIGNAL_ERROR)
+        def _error(signal_name: str, task: Any, *args: Any) -> None:  # pragma: no cover
+            done.add(error=True)
+
+        consumer = huey.create_consumer(workers=workers, worker_type="thread", periodic=False)
+        consumer.start()
+        try:
+            yield huey, consumer, done
+        finally:
+            consumer.stop(graceful=True)
+            for s, h in saved.items():
+                signal.signal(s, h)
+            huey.storage.close()
+
+
+class _Counter:
+    def __init__(self) -> None:
+        self.n = 0
+        self.errors = 0
+        self._cond = threading.Condition()
+
+    def add(self, error: bool = False) -> None:
+        with self._cond:
+            self.n += 1
+            self.errors += error
+            self._cond.notify_all()
+
+    def wait_for(self, n: int, timeout: float) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: self.n >= n, timeout)
+
+
+def huey_e2e(n: int, workers: int = 4, timeout: float = 900) -> float:
+    """Tasks/s of huey: enqueue `n` no-op tasks one at a time from this thread while
+    `workers` consumer threads run them; from the first enqueue to the last completion."""
+    with _huey_consumer(workers) as (huey, _consumer, done):
+
+        @huey.task()
+        def noop() -> None:
+            return None
+
+        t0 = time.perf_counter()
+        for _ in range(n):
+            noop()
+        if not done.wait_for(n, timeout):
+            raise RuntimeError(f"huey ran {done.n} of {n} tasks in {timeout} s")
+        elapsed = time.perf_counter() - t0
+        if done.errors:
+            raise RuntimeError(f"huey: {done.errors} tasks failed")
+    return n / elapsed
+
+
+def huey_latency(samples: int, workers: int = 4, timeout: float = 60) -> list[float]:
+    """Seconds from enqueue to the task's first line, one task at a time (each waited for),
+    with huey's default consumer polling (0.1 s, backing off by 1.15 up to 10 s)."""
+    starts: dict[int, float] = {}
+    out: list[float] = []
+    with _huey_consumer(workers) as (huey, _consumer, done):
+
+        @huey.task()
+        def probe(i: int) -> None:
+            starts[i] = time.perf_counter()
+
+        time.sleep(0.5)  # an idle consumer, as the engine's side gets
+        for i in range(samples):
+            t0 = time.perf_counter()
+            probe(i)
+            if not done.wait_for(i + 1, timeout):
+                raise RuntimeError(f"huey did not run probe {i} within {timeout} s")
+            out.append(starts[i] - t0)
+    return out

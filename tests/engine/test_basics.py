@@ -141,3 +141,24 @@ async def test_given_memory_database_then_engine_runs_tasks() -> None:
 
 async def _one(ctx, payload):  # type: ignore[no-untyped-def]
     return 1
+
+
+@pytest.mark.parametrize("field", ["kind", "label", "group", "key", "payload", "tags"])
+async def test_given_text_that_is_not_valid_unicode_then_invalid_submission_names_the_field(
+    engine: Engine, field: str
+) -> None:
+    bad = "photo-\udcff.jpg"  # a lone surrogate, as undecodable bytes on a command line arrive
+    kwargs: dict = {
+        "kind": {"kind": bad},
+        "label": {"label": bad},
+        "group": {"group": bad},
+        "key": {"key": bad},
+        "payload": {"payload": {"name": bad}},
+        "tags": {"tags": {"name": bad}},
+    }[field]
+    kind = kwargs.pop("kind", "noop")
+    with pytest.raises((InvalidSubmission, UnknownKind)) as info:
+        await engine.submit(kind, **kwargs)
+    if field != "kind":
+        assert info.value.field.startswith(field)  # type: ignore[union-attr]
+        assert "not valid Unicode" in str(info.value)

@@ -8,7 +8,16 @@ from typing import Any
 
 import pytest
 
-from core import Client, CorruptDatabase, Engine, EngineConfig, InvalidSubmission, SubmitOutcome, TaskState
+from core import (
+    Client,
+    CorruptDatabase,
+    Engine,
+    EngineConfig,
+    InvalidArgument,
+    InvalidSubmission,
+    SubmitOutcome,
+    TaskState,
+)
 from tests.conftest import until
 
 
@@ -135,3 +144,31 @@ async def test_given_a_running_task_then_a_client_sees_its_progress_within_about
     go.set()
     await eng.wait(res.id, timeout=10)
     await eng.stop()
+
+
+async def test_given_a_request_the_engine_refuses_then_a_request_failed_event_says_why(
+    running: Engine, db_path: Path
+) -> None:
+    res = await running.submit("slow")
+    await until(lambda: running.get(res.id).state is TaskState.RUNNING)  # type: ignore[union-attr]
+    async with Client.open(db_path) as client:
+        it = client.events()
+        await client.move(res.id, to="top")  # a running task cannot be moved
+        async for ev in it:
+            if ev.kind == "request_failed":
+                assert ev.data["op"] == "move" and "only queued tasks can be moved" in ev.data["error"]
+                break
+        await it.aclose()
+
+
+async def test_given_an_engine_that_registered_kinds_but_never_started_then_clients_validate_them(
+    db_path: Path,
+) -> None:
+    eng = await Engine.open(db_path)
+    eng.register("quick", quick, schema=SCHEMA)
+    await eng.stop()
+    async with Client.open(db_path) as client:
+        with pytest.raises(InvalidSubmission, match="payload"):
+            await client.submit("quick", {"n": "three"})
+        with pytest.raises(InvalidArgument, match="unknown state 'bogus'"):
+            client.tasks(states=["bogus"])
