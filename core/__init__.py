@@ -17,12 +17,18 @@ from core.errors import InvalidArgument as InvalidArgument
 from core.errors import InvalidDependency as InvalidDependency
 from core.errors import InvalidState as InvalidState
 from core.errors import InvalidSubmission as InvalidSubmission
+from core.errors import JoinFailed as JoinFailed
 from core.errors import Permanent as Permanent
 from core.errors import SchemaTooNew as SchemaTooNew
 from core.errors import TaskdeckError as TaskdeckError
 from core.errors import TaskNotFound as TaskNotFound
 from core.errors import UnknownKind as UnknownKind
 from core.errors import WaitTimeout as WaitTimeout
+from core.joins import join_all as join_all
+from core.joins import join_any as join_any
+from core.joins import join_percentage as join_percentage
+from core.joins import join_quorum as join_quorum
+from core.types import ChildOutcome as ChildOutcome
 from core.types import Event as Event
 from core.types import EventKind as EventKind
 from core.types import GroupInfo as GroupInfo
@@ -44,6 +50,7 @@ from core.types import TaskRecord as TaskRecord
 from core.types import TaskState as TaskState
 
 __all__ = [
+    "ChildOutcome",
     "Client",
     "Clock",
     "CorruptDatabase",
@@ -62,6 +69,7 @@ __all__ = [
     "InvalidSubmission",
     "IoBudget",
     "IoCounts",
+    "JoinFailed",
     "KindInfo",
     "KindStats",
     "LogLine",
@@ -85,4 +93,8 @@ __all__ = [
     "TaskdeckError",
     "UnknownKind",
     "WaitTimeout",
+    "join_all",
+    "join_any",
+    "join_percentage",
+    "join_quorum",
 ]

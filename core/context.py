@@ -6,11 +6,14 @@ import asyncio
 import json
 import math
 import re
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from core.errors import Interrupted, InvalidArgument
-from core.types import JSON
+from core.errors import Interrupted, InvalidArgument, InvalidState, Permanent, TaskNotFound
+from core.types import JSON, RetryPolicy, Submission, SubmitResult
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 if TYPE_CHECKING:
     from core.scheduler import _Run
@@ -149,6 +152,93 @@ class TaskContext:
             raise Interrupted(self._run.interrupt)
         await asyncio.sleep(0)
 
+    # -- trees and graphs ---------------------------------------------------------------
+
+    async def spawn_child(self, kind: str, payload: JSON = None, **options: Any) -> SubmitResult:
+        """Submit a child of this task (it inherits this task's priority and group unless
+        given its own). When this handler returns while children are live, the task waits
+        for them; then the kind's finalize runs."""
+        return (await self.spawn_children([Submission(kind, payload, **options)]))[0]
+
+    async def spawn_children(self, children: Iterable[Submission]) -> list[SubmitResult]:
+        """Submit many children in one transaction."""
+        return await self._run.engine._spawn(self._run, list(children), self._run.task.id)
+
+    async def spawn_sibling(self, kind: str, payload: JSON = None, **options: Any) -> SubmitResult:
+        """Submit a task with this task's parent. Raises InvalidState for a root task."""
+        parent = self._run.task.parent_id
+        if parent is None:
+            raise InvalidState(f"task {self.id} has no parent, so it can have no siblings")
+        sub = Submission(kind, payload, **options)
+        return (await self._run.engine._spawn(self._run, [sub], parent))[0]
+
+    async def result_of(self, task_id: int) -> JSON:
+        """The result of a completed task (a dependency, say). Raises TaskNotFound, or
+        InvalidState if it has not completed."""
+        engine = self._run.engine
+        row = engine._db.read(
+            lambda c: c.execute("SELECT state, result FROM tasks WHERE id = ?", (task_id,)).fetchone()
+        )
+        if row is None:
+            raise TaskNotFound(task_id)
+        if row[0] != "completed":
+            raise InvalidState(f"task {task_id} is {row[0]}, not completed: it has no result")
+        return json.loads(row[1]) if row[1] is not None else None
+
+    async def map(
+        self,
+        items: Iterable[T],
+        fn: Callable[[T], Awaitable[R]],
+        concurrency: int = 8,
+        retry: RetryPolicy | None = None,
+    ) -> list[R | BaseException]:
+        """Run `fn` over `items`, at most `concurrency` at a time, inside this task.
+
+        Results come back in input order; a failed item's exception stands in its slot
+        (retried first under `retry`, on the engine's clock). Progress reports items done
+        of total. A pause, preemption or cancel stops launching items and raises
+        Interrupted."""
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise InvalidArgument(f"concurrency: must be an int >= 1, got {concurrency!r}")
+        todo = list(items)
+        total = len(todo)
+        results: list[Any] = [None] * total
+        policy = retry or RetryPolicy.none()
+        limit = asyncio.Semaphore(concurrency)
+        done = 0
+        engine = self._run.engine
+
+        async def one(i: int, item: T) -> None:
+            nonlocal done
+            async with limit:
+                attempt = 1
+                while True:
+                    await self.yield_point()
+                    try:
+                        results[i] = await fn(item)
+                        break
+                    except (Interrupted, asyncio.CancelledError):
+                        raise
+                    except Exception as e:
+                        if isinstance(e, Permanent) or attempt > policy.max_retries:
+                            results[i] = e
+                            break
+                        await engine._sleep(policy.delay_for(attempt))
+                        attempt += 1
+                done += 1
+                self.progress(fraction=done / total, message=f"{done} of {total}")
+
+        try:
+            async with asyncio.TaskGroup() as tg:
+                for i, item in enumerate(todo):
+                    tg.create_task(one(i, item))
+        except BaseExceptionGroup as group:
+            interrupted = group.subgroup(Interrupted)
+            if interrupted is not None:
+                raise Interrupted(self._run.interrupt or "interrupted") from None
+            raise
+        return results
+
 
 def _checkpoint_json(data: JSON) -> str:
     try:
@@ -212,3 +302,19 @@ class SyncTaskContext:
         run = self._ctx._run
         if run.interrupt is not None:
             raise Interrupted(run.interrupt)
+
+    def spawn_child(self, kind: str, payload: JSON = None, **options: Any) -> SubmitResult:
+        return asyncio.run_coroutine_threadsafe(
+            self._ctx.spawn_child(kind, payload, **options), self._loop
+        ).result()
+
+    def spawn_children(self, children: Iterable[Submission]) -> list[SubmitResult]:
+        return asyncio.run_coroutine_threadsafe(self._ctx.spawn_children(list(children)), self._loop).result()
+
+    def spawn_sibling(self, kind: str, payload: JSON = None, **options: Any) -> SubmitResult:
+        return asyncio.run_coroutine_threadsafe(
+            self._ctx.spawn_sibling(kind, payload, **options), self._loop
+        ).result()
+
+    def result_of(self, task_id: int) -> JSON:
+        return asyncio.run_coroutine_threadsafe(self._ctx.result_of(task_id), self._loop).result()

@@ -29,10 +29,9 @@ from core.errors import (
     InvalidState,
     TaskNotFound,
 )
-from core.runner import TaskRunner
-from core.scheduler import _Run
 from core.store import queries as q
 from core.store.transitions import settings_put
+from core.trees import TaskTrees
 from core.types import (
     EventKind,
     GroupInfo,
@@ -48,7 +47,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class EngineControl(TaskRunner):
+class EngineControl(TaskTrees):
     """Control operations; every change is stored and emitted as an event."""
 
     async def _watch_clients(self) -> None:
@@ -108,40 +107,15 @@ class EngineControl(TaskRunner):
         raise InvalidState(f"task {task_id} already ended ({rec.state.value})")
 
     async def cancel(self, task_id: int) -> None:
-        """Cancel a task. A running one sees Interrupted at its next yield point and is
-        cancelled after `preempt_grace`; the outcome arrives as a `cancelled` event."""
+        """Cancel a task and everything below it. A running one sees Interrupted at its next
+        yield point and is cancelled after `preempt_grace`; the outcome arrives as a
+        `cancelled` event. Dependents that need it end `dependency_failed`."""
         t = self._active(task_id)
-        if t.run is not None:
-            self._interrupt(t.run, "cancel")
-            return
-        await self._cancel_idle(t, "cancelled by the user")
+        self._cancel_task(t, "cancelled by the user")
+        await self._db.writer.drain()
 
-    async def _cancel_idle(self, t: MirrorTask, error: str) -> None:
-        db = self._db
-        now = self._now()
-        started = t.started
-        self._forget(t)
-        t.state = TaskState.CANCELLED
-        ok = await db.writer.run(
-            lambda conn: db.tr.end_idle(
-                conn, t.id, now, state=TaskState.CANCELLED, event=EventKind.CANCELLED, error=error
-            )
-        )
-        if not ok:
-            self._refresh([t.id])
-            raise InvalidState(f"task {t.id} could not be cancelled in its current state")
-        self._after_terminal(t.id)
-        spec = self._kinds.get(t.kind)
-        if started and spec is not None and spec.cleanup is not None:
-            run = _Run(self, t)
-            row = db.read(
-                lambda c: c.execute("SELECT payload, checkpoint FROM tasks WHERE id = ?", (t.id,)).fetchone()
-            )
-            run.payload = json.loads(row[0])
-            run.checkpoint = json.loads(row[1]) if row[1] else None
-            run.finished = True
-            await self._run_cleanup(spec, run.ctx, run.payload, "cancelled")
-        self._request_tick()
+    def _live_children(self, t: MirrorTask) -> list[MirrorTask]:
+        return [k for k in (self._tasks.get(i) for i in sorted(self._kids.get(t.id, ()))) if k is not None]
 
     async def _set_reasons(
         self, t: MirrorTask, mask: int, event: EventKind | None, data: dict[str, Any] | None = None
@@ -163,11 +137,13 @@ class EngineControl(TaskRunner):
         self._request_tick()
 
     async def pause(self, task_id: int) -> None:
-        """Pause a task; a running one stops at its next yield point keeping its checkpoint."""
+        """Pause a task; a running one stops at its next yield point keeping its checkpoint.
+        Pausing a parent pauses its children too."""
         t = self._active(task_id)
-        if t.state == TaskState.WAITING:
-            raise InvalidState(f"task {task_id} is waiting for its children; pause them instead")
-        if t.reasons & PauseReason.USER:
+        for kid in self._live_children(t):
+            if not kid.reasons & PauseReason.USER:
+                await self.pause(kid.id)
+        if t.state == TaskState.WAITING or t.reasons & PauseReason.USER:
             return
         if t.run is not None:
             t.reasons |= PauseReason.USER
@@ -178,10 +154,17 @@ class EngineControl(TaskRunner):
         await self._set_reasons(t, t.reasons | PauseReason.USER, EventKind.PAUSED, {"reasons": ["user"]})
 
     async def resume(self, task_id: int) -> None:
-        """Resume a task paused by the user (or preempted). Raises InvalidState if it is not."""
+        """Resume a task paused by the user (or preempted), and its paused children.
+        Raises InvalidState if nothing there is paused."""
         t = self._active(task_id)
-        if not t.reasons & _PAUSE_BITS:
+        kids = [k for k in self._live_children(t) if k.reasons & _PAUSE_BITS or k.state == TaskState.WAITING]
+        if not t.reasons & _PAUSE_BITS and not kids:
             raise InvalidState(f"task {task_id} is not paused ({t.state})")
+        for kid in kids:
+            with contextlib.suppress(InvalidState):
+                await self.resume(kid.id)
+        if not t.reasons & _PAUSE_BITS:
+            return
         mask = t.reasons & ~_PAUSE_BITS
         if t.run is not None:  # asked to pause, not stopped yet: let it go on
             t.reasons = mask

@@ -25,24 +25,30 @@ class MirrorTask:
 
     __slots__ = (
         "attempt",
+        "blockers",
+        "children",
+        "dep_policy",
         "expires_at",
+        "fail_fast",
         "group",
         "id",
         "in_ready",
         "kind",
         "label",
         "parent_id",
+        "phase",
         "pos",
         "priority",
         "reasons",
         "run",
         "run_at",
+        "spawned",
         "started",
         "state",
         "timer",
         "ttl_timer",
         "ver",
-    )
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -59,6 +65,10 @@ class MirrorTask:
         started: bool,
         label: str | None,
         attempt: int,
+        *,
+        phase: str | None = None,
+        fail_fast: bool = True,
+        dep_policy: str = "cancel",
     ) -> None:
         self.id = id
         self.kind = kind
@@ -73,6 +83,12 @@ class MirrorTask:
         self.started = started
         self.label = label
         self.attempt = attempt
+        self.phase = phase  # None: run the handler; "finalize": the children ended
+        self.fail_fast = fail_fast
+        self.dep_policy = dep_policy  # on_dependency_failure
+        self.children = 0  # live children
+        self.spawned = False  # has had children: its end waits for them
+        self.blockers = 0  # unfinished dependencies (while blocked)
         self.ver = 0
         self.in_ready = False
         self.run: _Run | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import math
@@ -22,7 +23,9 @@ from core.dispatch import MirrorTask
 from core.errors import (
     EngineClosed,
     InvalidArgument,
+    InvalidDependency,
     InvalidState,
+    InvalidSubmission,
     TaskNotFound,
     UnknownKind,
     WaitTimeout,
@@ -32,7 +35,7 @@ from core.lock import EngineLock
 from core.registry import Handler, KindSpec, info_to_json, make_spec
 from core.store import queries as q
 from core.store.db import MEMORY, connect, migrate
-from core.store.tasks import dumps
+from core.store.tasks import NewTask, dumps
 from core.store.transitions import settings_get, settings_put
 from core.types import (
     JSON,
@@ -119,15 +122,9 @@ class Engine(EngineControl):
         self._bus = EventBus(self._read_events_after, db.read(q.last_event_seq))
 
         def recover(conn: Any) -> dict[str, int]:
-            counts = db.tr.recover_running(conn, now, CRASH_LIMIT)
-            if any(counts.values()):
-                db.sql.emit(conn, EventKind.RECOVERED, now, None, {**counts, "finalized": 0})
-            return counts
+            return db.tr.recover_running(conn, now, CRASH_LIMIT)
 
         counts = await db.writer.run(recover, long=True)  # off the loop: may touch many rows
-        self.last_recovery = Recovery(**counts)
-        if self.last_recovery.total:
-            logger.info("recovered %s: %s", self.path, counts)
         settings = db.read(settings_get)
         s = self._settings
         s.max_concurrency = int(settings.get("max_concurrency", s.max_concurrency))
@@ -142,8 +139,14 @@ class Engine(EngineControl):
             if paused:
                 s.paused_groups[name] = until
         self._data_version = db.conn.execute("PRAGMA data_version").fetchone()[0]
-        for row in await db.read_async(db.sql.load_active):
-            self._adopt(row)
+        adopted = [self._adopt(row) for row in await db.read_async(db.sql.load_active)]
+        # Trees and graphs: waiting parents whose children all ended are queued to finalize,
+        # blocked tasks are checked against how their dependencies ended.
+        counts["finalized"] = self._link_adopted(adopted)
+        self.last_recovery = Recovery(**counts)
+        if self.last_recovery.total:
+            logger.info("recovered %s: %s", self.path, counts)
+            await self._emit(EventKind.RECOVERED, dict(counts))
 
     def register(
         self,
@@ -364,6 +367,10 @@ class Engine(EngineControl):
         spec = self._kinds.get(kind) if isinstance(kind, str) else None
         if spec is None and isinstance(kind, str):
             raise UnknownKind(kind)
+        if parent is not None and (p := self._tasks.get(parent)) is not None:
+            # children inherit their parent's priority and group unless given their own
+            priority = p.priority if priority is None else priority
+            group = p.group if group is None else group
         row = build_task(
             kind,
             payload,
@@ -387,6 +394,38 @@ class Engine(EngineControl):
             fail_fast=fail_fast,
         )
         return (await self._submit_rows([row]))[0]
+
+    async def submit_graph(self, graph: Mapping[str, Submission]) -> dict[str, int]:
+        """Submit named tasks whose `depends_on` may name each other (or give ids), in one
+        transaction; returns name -> task id. A name that is not in the graph, or a cycle,
+        raises InvalidDependency before anything is written."""
+        self._check_open()
+        order = graph_order(graph)
+        rows: list[NewTask] = []
+        index: dict[str, int] = {}
+        for name in order:
+            sub = graph[name]
+            ids = tuple(d for d in sub.depends_on if not isinstance(d, str))
+            try:
+                row = self._new_task(dataclasses.replace(sub, depends_on=ids))
+            except InvalidSubmission as e:
+                raise InvalidSubmission(f"{name}.{e.field}", e.problem) from None
+            # Dependencies on other nodes point back into this batch (-1: its first row).
+            row.depends_on = ids + tuple(-(index[d] + 1) for d in sub.depends_on if isinstance(d, str))
+            index[name] = len(rows)
+            rows.append(row)
+        results = await self._submit_rows(rows, long=len(rows) > 2000)
+        return {name: results[index[name]].id for name in graph}
+
+    def dependencies(self, task_id: int) -> list[int]:
+        """Ids the task declared it depends on (kept after either ends)."""
+        self._check_open()
+        return self._db.read(lambda c: q.dependencies(c, task_id))
+
+    def dependents(self, task_id: int) -> list[int]:
+        """Ids of tasks that declared they depend on this one."""
+        self._check_open()
+        return self._db.read(lambda c: q.dependents(c, task_id))
 
     async def submit_many(self, submissions: Iterable[Submission]) -> list[SubmitResult]:
         """Queue many tasks in one transaction: all are written or none."""
@@ -489,7 +528,28 @@ class Engine(EngineControl):
                 speed=run.speed,
                 eta=run.eta,
             )
+        if t.spawned and (run is None or run.progress is None):
+            changes.update(self._tree_progress(t))
         return replace(rec, **changes)
+
+    def _tree_progress(self, t: MirrorTask) -> dict[str, Any]:
+        """A parent's progress from its children's: by bytes when they report bytes, else by
+        count; speed is what its running children move, together."""
+        count, ended, done, total, fractions = self._db.read(lambda c: q.tree_progress(c, t.id))
+        if not count:
+            return {}
+        speed = sum(r.speed or 0.0 for k in self._kids.get(t.id, ()) if (r := self._running.get(k))) or None
+        out: dict[str, Any] = {"speed": speed, "eta": None}
+        if total:
+            out.update(progress=min(1.0, done / total), bytes_done=done, bytes_total=total)
+            if speed:
+                out["eta"] = max(0.0, (total - done) / speed)
+        else:
+            out["progress"] = min(1.0, fractions / count)
+        out["progress_message"] = (
+            f"part {ended + 1} of {count}" if ended < count else f"all {count} parts done"
+        )
+        return out
 
     def _why(self, t: MirrorTask) -> str | None:
         """Why a task that is not running is not running, in words the window shows."""
@@ -519,6 +579,12 @@ class Engine(EngineControl):
             if len(self._running) >= self._settings.max_concurrency:
                 return "waiting for a slot"
             return "starting"
+        if t.state == TaskState.BLOCKED:
+            waiting_on = sorted(d for d, dependents in self._dependents.items() if t.id in dependents)
+            shown = ", ".join(f"#{d}" for d in waiting_on[:3]) + (" …" if len(waiting_on) > 3 else "")
+            return f"blocked — waiting for {shown}" if waiting_on else "blocked"
+        if t.state == TaskState.WAITING:
+            return f"waiting for {t.children} part{'s' if t.children != 1 else ''}"
         return None
 
     def tasks(
@@ -645,6 +711,40 @@ class Engine(EngineControl):
             groups=tuple(self.groups()),
             waiting=waiting,
         )
+
+
+def graph_order(graph: Mapping[str, Submission]) -> list[str]:
+    """The names of a graph, each after the names it depends on; raises InvalidDependency
+    for a dependency outside the graph or a cycle (naming it)."""
+    deps: dict[str, list[str]] = {}
+    for name, sub in graph.items():
+        if not isinstance(name, str) or not name:
+            raise InvalidArgument(f"graph: names must be non-empty strings, got {name!r}")
+        if not isinstance(sub, Submission):
+            raise InvalidArgument(f"graph[{name!r}]: must be a Submission, got {type(sub).__name__}")
+        named = [d for d in sub.depends_on if isinstance(d, str)]
+        for d in named:
+            if d not in graph:
+                raise InvalidDependency(f"{name}: depends on {d!r}, which is not in the graph")
+        deps[name] = named
+    order: list[str] = []
+    state: dict[str, int] = {}  # 1: on the current path, 2: placed
+
+    def visit(name: str, path: list[str]) -> None:
+        if state.get(name) == 2:
+            return
+        if state.get(name) == 1:
+            cycle = [*path[path.index(name) :], name]
+            raise InvalidDependency(f"dependency cycle: {' -> '.join(cycle)} (each depends on the next)")
+        state[name] = 1
+        for d in deps[name]:
+            visit(d, [*path, name])
+        state[name] = 2
+        order.append(name)
+
+    for name in graph:
+        visit(name, [])
+    return order
 
 
 def _seconds_text(seconds: float) -> str:

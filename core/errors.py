@@ -101,3 +101,15 @@ class Interrupted(TaskdeckError):
     def __init__(self, reason: str = "interrupted") -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class JoinFailed(Permanent):
+    """Too few of a parent's children completed for a join (raised in finalize; retrying
+    cannot change how the children ended, so it is permanent)."""
+
+    def __init__(self, need: str, total: int, failures: list[tuple[int, str, str | None]]) -> None:
+        done = total - len(failures)
+        shown = "; ".join(f"#{i} {state}" + (f": {err}" if err else "") for i, state, err in failures[:5])
+        more = f" and {len(failures) - 5} more" if len(failures) > 5 else ""
+        super().__init__(f"join needs {need} of {total} children, {done} completed ({shown}{more})")
+        self.failures = failures

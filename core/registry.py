@@ -58,6 +58,8 @@ def make_spec(
         )
     if run_in != "loop" and is_async:
         raise InvalidArgument(f"handler for {kind!r}: run_in={run_in!r} needs a plain function")
+    if finalize is not None and not inspect.iscoroutinefunction(finalize):
+        raise InvalidArgument(f"finalize for {kind!r}: must be an async function (ctx, payload, children)")
     if cleanup is not None and not inspect.iscoroutinefunction(cleanup):
         raise InvalidArgument(f"cleanup for {kind!r}: must be an async function")
     if retry is not None and not isinstance(retry, RetryPolicy):

@@ -29,10 +29,12 @@ from core.errors import (
 )
 from core.registry import KindSpec
 from core.scheduler import EngineBase, _Run
+from core.store import queries as q
 from core.store.tasks import NewTask, SubmitEffects, dumps
 from core.types import (
     DEFAULT_RETRY,
     JSON,
+    ChildOutcome,
     Event,
     EventKind,
     PauseReason,
@@ -58,6 +60,7 @@ class _Decision:
     keep_checkpoint: bool = False
     progress: float | None = None
     cleanup: str | None = None  # reason to run the kind's cleanup hook
+    phase: str | None = None  # a new phase ("finalize" once a parent waits); None keeps it
 
 
 def _format_error(exc: BaseException) -> tuple[str, str]:
@@ -69,6 +72,10 @@ def _format_error(exc: BaseException) -> tuple[str, str]:
         tb_module.format_exception(type(exc), exc, exc.__traceback__, limit=8)
     )
     return message, summary[-4000:]
+
+
+# Interruptions that end a task (the others, pause, preempt and stop, leave it resumable).
+_ENDING = frozenset({"cancel", "supersede", "timeout", "child_failed"})
 
 
 class TaskRunner(EngineBase):
@@ -130,7 +137,9 @@ class TaskRunner(EngineBase):
             if run.interrupt is not None:
                 raise Interrupted(run.interrupt)
             run_in = spec.info.run_in
-            if run_in == "loop":
+            if t.phase == "finalize":
+                value = await self._finalize(run, spec)
+            elif run_in == "loop":
                 value = await spec.handler(run.ctx, run.payload)
             elif run_in == "thread":
                 value = await self._run_in_thread(run, spec)
@@ -153,6 +162,20 @@ class TaskRunner(EngineBase):
             await self._run_cleanup(spec, run.ctx, run.payload, decision.cleanup)
         if not run.finished:
             self._commit_decision(run, decision)
+
+    async def _finalize(self, run: _Run, spec: KindSpec) -> Any:
+        """The second phase of a parent: its children ended; finalize decides its result."""
+        t = run.task
+        rows = await self._db.read_async(lambda c: q.child_outcomes(c, t.id))
+        children = [ChildOutcome(id=i, state=TaskState(s), result=r, error=e) for i, s, r, e in rows]
+        if spec.finalize is not None:
+            return await spec.finalize(run.ctx, run.payload, children)
+        # No finalize: complete with the handler's result, unless a child did not complete
+        # (fail_fast=False parents; with fail_fast the first failure already ended it).
+        failed = [c for c in children if c.state != TaskState.COMPLETED]
+        if failed:
+            raise Permanent(f"{len(failed)} of {len(children)} children failed")
+        return await self._db.read_async(lambda c: q.stored_result(c, t.id))
 
     async def _run_cleanup(self, spec: KindSpec, ctx: TaskContext, payload: JSON, reason: str) -> None:
         assert spec.cleanup is not None
@@ -216,15 +239,9 @@ class TaskRunner(EngineBase):
         """Ask a running task to stop (it sees ctx.interrupted); cancel it after a grace."""
         if run.finished:
             return
-        # A stronger reason replaces a weaker one (a pause becomes a cancel), never the reverse.
-        if (
-            run.interrupt is None
-            or reason == "stop"
-            or (
-                reason in ("cancel", "supersede", "timeout")
-                and run.interrupt not in ("cancel", "supersede", "timeout")
-            )
-        ):
+        # A stronger reason replaces a weaker one (a pause becomes a cancel), never the
+        # reverse; stopping the engine keeps whatever reason a task already had.
+        if run.interrupt is None or (reason in _ENDING and run.interrupt not in _ENDING):
             run.interrupt = reason
         if self._procs is not None and run.worker is not None:
             self._procs.interrupt(run)
@@ -251,12 +268,33 @@ class TaskRunner(EngineBase):
         t = run.task
         policy = run.policy
         attempt = t.attempt
+        if run.interrupt == "child_failed":  # fail-fast: a child failed while this one ran
+            error = self._fail_reasons.pop(t.id, "a child task failed")
+            return _Decision(
+                TaskState.FAILED,
+                EventKind.FAILED,
+                error=error,
+                attempt=attempt,
+                data={"error": error},
+                cleanup="failed",
+            )
         if outcome == _OK:
             try:
                 result_json = None if value is None else dumps(value)
             except (TypeError, ValueError) as e:
                 outcome, value = _PERMANENT, Permanent(f"the handler's result is not JSON-serialisable: {e}")
             else:
+                spec = run.spec
+                if t.phase is None and (t.spawned or (spec is not None and spec.finalize is not None)):
+                    # A parent: it ends when its children do (then finalize runs, if any).
+                    return _Decision(
+                        TaskState.WAITING,
+                        EventKind.WAITING,
+                        result_json=result_json,
+                        attempt=attempt,
+                        data={"children": t.children},
+                        phase="finalize",
+                    )
                 return _Decision(
                     TaskState.COMPLETED,
                     EventKind.COMPLETED,
@@ -377,6 +415,7 @@ class TaskRunner(EngineBase):
                 progress=d.progress,
                 run_seconds=elapsed,
                 io=io,
+                phase=d.phase,
             )
             if ok and d.event == EventKind.RETRYING:  # the next attempt starts its progress afresh
                 db.tr.clear_progress(conn, t.id)
@@ -415,12 +454,17 @@ class TaskRunner(EngineBase):
                 self._apply_submit_effects(fx)
             if terminal:
                 self._after_terminal(t.id)
+            elif t.state == TaskState.WAITING and t.children == 0 and self._tasks.get(t.id) is t:
+                self._resolve_parent(t)  # its children ended before it did
 
+        if d.phase is not None:
+            t.phase = d.phase
+        db.writer.enqueue(op, after)
         if terminal:
             self._forget(t)
+            self._task_ended(t, d.state, d.error)
         elif d.state == TaskState.PENDING:
             self._make_pending(t)
-        db.writer.enqueue(op, after)
         self._request_tick()
 
     def _report_progress(

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 from core.clock import Clock, SystemClock
@@ -131,6 +132,26 @@ class EngineBase(ABC):
         """Queue buffered log lines and progress for the next commit."""
 
     @abstractmethod
+    def _link(self, t: MirrorTask, blockers: Iterable[int]) -> None:
+        """Record a new task's parent and the unfinished dependencies it waits for."""
+
+    @abstractmethod
+    def _on_adopted(self, tasks: list[MirrorTask]) -> None:
+        """Link tasks read from the database into their trees and graphs."""
+
+    @abstractmethod
+    async def _spawn(self, run: _Run, subs: Sequence[Any], parent_id: int) -> list[SubmitResult]:
+        """Submit children of `parent_id` (TaskContext.spawn_children)."""
+
+    @abstractmethod
+    def _resolve_parent(self, t: MirrorTask) -> None:
+        """A waiting parent's children all ended: queue it to finalize."""
+
+    @abstractmethod
+    def _task_ended(self, t: MirrorTask, state: str, error: str | None) -> None:
+        """An active task reached a terminal state: tell its parent and its dependents."""
+
+    @abstractmethod
     def _prune_step(self) -> None:
         """Run one batch of history retention."""
 
@@ -161,6 +182,9 @@ class EngineBase(ABC):
         self._ready = ReadyQueue()
         self._timers = Timers(self._clock)
         self._running: dict[int, _Run] = {}
+        self._kids: dict[int, set[int]] = {}  # parent id -> ids of its live children
+        self._dependents: dict[int, set[int]] = {}  # task id -> blocked tasks waiting on it
+        self._fail_reasons: dict[int, str] = {}  # running parents failed fast by a child
         self._group_running: dict[str | None, int] = {}
         self._waiters: dict[int, list[asyncio.Future[None]]] = {}
         self._log_buffer: list[tuple[int, float, str, str]] = []
@@ -185,6 +209,20 @@ class EngineBase(ABC):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._data_version = 0
         self.last_recovery = Recovery()
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep on the engine's clock (so a fake clock drives it in tests)."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def wake() -> None:
+            if not fut.done():
+                fut.set_result(None)
+
+        handle = self._timers.call_at(self._now() + max(0.0, seconds), wake)
+        try:
+            await fut
+        finally:
+            handle.cancel()
 
     def _now(self) -> float:
         return self._clock.now().timestamp()
@@ -218,14 +256,15 @@ class EngineBase(ABC):
         return fx.results
 
     def _apply_submit_effects(self, fx: SubmitEffects) -> None:
-        for task_id, t, mask in fx.inserted:
+        for task_id, t, mask, blockers in fx.inserted:
+            state = TaskState.BLOCKED if blockers else TaskState.PAUSED if mask else TaskState.PENDING
             m = MirrorTask(
                 task_id,
                 t.kind,
                 t.priority,
                 float(task_id),
                 t.group,
-                TaskState.PAUSED if mask else TaskState.PENDING,
+                state,
                 mask,
                 t.run_at,
                 t.expires_at,
@@ -233,12 +272,16 @@ class EngineBase(ABC):
                 False,
                 t.label,
                 1,
+                fail_fast=t.fail_fast,
+                dep_policy=t.dep_policy,
             )
             self._tasks[task_id] = m
-            if not mask:
+            if state == TaskState.PENDING:
                 self._make_pending(m)
             if t.expires_at is not None:
                 m.ttl_timer = self._timers.call_at(t.expires_at, functools.partial(self._on_ttl, m))
+            if t.parent_id is not None or blockers:
+                self._link(m, blockers)
         if fx.changed:
             self._refresh(fx.changed)
         for task_id in fx.interrupt:
@@ -255,6 +298,7 @@ class EngineBase(ABC):
         ids = list(ids)
         rows = self._db.read(lambda c: self._db.sql.load_active(c, ids))
         seen = set()
+        adopted: list[MirrorTask] = []
         for row in rows:
             seen.add(row[0])
             t = self._tasks.get(row[0])
@@ -262,13 +306,15 @@ class EngineBase(ABC):
                 # only the fields a running task may change through a submit
                 t.priority = row[2]
                 continue
-            self._adopt(row)
+            adopted.append(self._adopt(row))
+        self._on_adopted(adopted)
         for task_id in ids:
             if task_id not in seen and task_id in self._tasks and task_id not in self._running:
                 self._forget(self._tasks[task_id])
 
     def _adopt(self, row: tuple[Any, ...]) -> MirrorTask:
-        """Put a task row (from load_active) into the mirror and, if ready, the queue."""
+        """Put a task row (from load_active) into the mirror and, if ready, the queue.
+        The caller links it into its tree and graph (_on_adopted)."""
         (
             id_,
             kind,
@@ -283,7 +329,10 @@ class EngineBase(ABC):
             started,
             label,
             attempt,
+            phase,
+            options,
         ) = row
+        opts = json.loads(options) if options else {}
         t = self._tasks.get(id_)
         if t is None:
             t = MirrorTask(
@@ -313,18 +362,21 @@ class EngineBase(ABC):
                 state,
                 reasons,
             )
-            t.run_at, t.expires_at, t.parent_id, t.started, t.label, t.attempt = (
+            t.run_at, t.expires_at, t.parent_id, t.started, t.label = (
                 run_at,
                 expires_at,
                 parent_id,
                 bool(started),
                 label,
-                attempt,
             )
+            t.attempt = attempt
+        t.phase = phase
+        t.fail_fast = opts.get("fail_fast", True)
+        t.dep_policy = opts.get("on_dependency_failure", "cancel")
         if state == TaskState.PENDING:
             self._make_pending(t)
         if expires_at is not None and not t.started and state != TaskState.RUNNING:
-            t.ttl_timer = self._timers.call_at(expires_at, lambda: self._on_ttl(t))
+            t.ttl_timer = self._timers.call_at(expires_at, functools.partial(self._on_ttl, t))
         return t
 
     def _make_pending(self, t: MirrorTask) -> None:
@@ -381,6 +433,7 @@ class EngineBase(ABC):
             )
 
         db.writer.enqueue(op, lambda ok, err: self._after_terminal(t.id))
+        self._task_ended(t, TaskState.EXPIRED, "expired before it started (ttl ran out)")
         self._request_tick()
 
     def _request_tick(self) -> None:
@@ -489,8 +542,8 @@ class EngineBase(ABC):
                 and e[3] in self._tasks
             ]
             if new_ids:
-                for row in self._db.read(functools.partial(self._db.sql.load_active, ids=new_ids)):
-                    self._adopt(row)
+                rows = self._db.read(functools.partial(self._db.sql.load_active, ids=new_ids))
+                self._on_adopted([self._adopt(row) for row in rows])
                 self._request_tick()
             if changed:
                 self._refresh(changed)

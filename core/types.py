@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import IntEnum, IntFlag, StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 JSON = Any  # a JSON-serialisable value: dict, list, str, int, float, bool or None
 
@@ -101,6 +101,7 @@ class EventKind(StrEnum):
     BLOCKED = "blocked"
     UNBLOCKED = "unblocked"
     WAITING = "waiting"
+    FINALIZING = "finalizing"  # a waiting parent's children ended; it is queued to finalize
     DEPENDENCY_FAILED = "dependency_failed"
     PRIORITY_CHANGED = "priority_changed"
     MOVED = "moved"
@@ -341,6 +342,15 @@ class Event:
     schedule_id: int | None = None
     scope: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
+
+
+class ChildOutcome(NamedTuple):
+    """How one child of a parent ended, as finalize sees it: (id, state, result, error)."""
+
+    id: int
+    state: TaskState
+    result: JSON
+    error: str | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -78,6 +78,20 @@ def _check_text(field: str, value: object, max_bytes: int) -> str:
     return value
 
 
+def check_dependency_ids(depends_on: object) -> tuple[int, ...]:
+    """Task ids a submission depends on (names are resolved by submit_graph first)."""
+    if not depends_on:
+        return ()
+    if isinstance(depends_on, str | bytes | int) or not isinstance(depends_on, Iterable):
+        raise InvalidSubmission("depends_on", f"must be a list of task ids, got {depends_on!r}")
+    out: dict[int, None] = {}
+    for dep in depends_on:
+        if isinstance(dep, bool) or not isinstance(dep, int) or dep <= 0:
+            raise InvalidSubmission("depends_on", f"must be a list of task ids, got {dep!r} in it")
+        out[dep] = None
+    return tuple(out)
+
+
 def check_states(states: Iterable[str] | str | None, *, field: str = "states") -> list[str] | None:
     """Task state names, checked; None means no filter."""
     if states is None:
@@ -221,10 +235,9 @@ def build_task(
             "on_dependency_failure",
             f"must be one of {', '.join(DEPENDENCY_POLICIES)}, got {on_dependency_failure!r}",
         )
-    if depends_on:
-        raise InvalidSubmission("depends_on", "dependencies between tasks are not supported yet")
-    if parent is not None:
-        raise InvalidSubmission("parent", "child tasks are not supported yet")
+    deps = check_dependency_ids(depends_on)
+    if parent is not None and (isinstance(parent, bool) or not isinstance(parent, int) or parent <= 0):
+        raise InvalidSubmission("parent", f"must be a task id, got {parent!r}")
     if group is None and info is not None:
         group = info.group
     if group is not None:
@@ -286,7 +299,7 @@ def build_task(
         label=label,
         key=key,
         on_duplicate=on_duplicate,
-        parent_id=None,
+        parent_id=parent,
         schedule_id=schedule_id,
         retry_of=retry_of,
         max_retries=policy.max_retries,
@@ -296,4 +309,7 @@ def build_task(
         run_at=run_at_ts,
         expires_at=expires_at,
         requeue_json=requeue_json,
+        depends_on=deps,
+        dep_policy=on_dependency_failure,
+        fail_fast=fail_fast,
     )

@@ -6,7 +6,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from core.store.records import EVENT_COLUMNS, TASK_COLUMNS, event_from_row, log_from_row, task_from_row
+from core.store.records import EVENT_COLUMNS, TASK_COLUMNS, event_from_row, loads, log_from_row, task_from_row
 from core.store.tasks import ACTIVE_SQL, TERMINAL_SQL, TaskSql
 from core.types import Event, EventKind, KindStats, LogLine, TaskRecord
 
@@ -86,6 +86,73 @@ def select_tasks(
     return [task_from_row(r) for r in conn.execute(sql, params)]
 
 
+def dependencies(conn: sqlite3.Connection, task_id: int) -> list[int]:
+    """Ids a task declared it depends on (kept after either ends)."""
+    return [
+        r[0]
+        for r in conn.execute(
+            "SELECT depends_on FROM task_deps WHERE task_id = ? ORDER BY depends_on", (task_id,)
+        )
+    ]
+
+
+def dependents(conn: sqlite3.Connection, task_id: int) -> list[int]:
+    return [
+        r[0]
+        for r in conn.execute(
+            "SELECT task_id FROM task_deps WHERE depends_on = ? ORDER BY task_id", (task_id,)
+        )
+    ]
+
+
+def dependency_states(conn: sqlite3.Connection, task_id: int) -> list[tuple[int, str | None]]:
+    """(dependency id, its state or None if it is gone from history) of one task."""
+    return conn.execute(
+        "SELECT d.depends_on, t.state FROM task_deps d LEFT JOIN tasks t ON t.id = d.depends_on "
+        "WHERE d.task_id = ? ORDER BY d.depends_on",
+        (task_id,),
+    ).fetchall()
+
+
+def child_outcomes(conn: sqlite3.Connection, parent: int) -> list[tuple[int, str, Any, str | None]]:
+    """(id, state, result, error) of every child of `parent`, in id order."""
+    return [
+        (id_, state, loads(result), error)
+        for id_, state, result, error in conn.execute(
+            "SELECT id, state, result, error FROM tasks WHERE parent_id = ? ORDER BY id", (parent,)
+        )
+    ]
+
+
+def tree_progress(conn: sqlite3.Connection, parent: int) -> tuple[int, int, int, int, float]:
+    """Children of `parent`: (count, ended, bytes_done, bytes_total, sum of progress)."""
+    row = conn.execute(
+        "SELECT count(*), coalesce(sum(finished_at IS NOT NULL), 0), coalesce(sum(bytes_done), 0), "
+        "coalesce(sum(bytes_total), 0), coalesce(sum(CASE WHEN finished_at IS NOT NULL THEN 1.0 "
+        "ELSE coalesce(progress, 0) END), 0) FROM tasks WHERE parent_id = ?",
+        (parent,),
+    ).fetchone()
+    return int(row[0]), int(row[1]), int(row[2]), int(row[3]), float(row[4])
+
+
+def parents_among(conn: sqlite3.Connection, ids: Sequence[int]) -> list[int]:
+    """Those of `ids` that have (or had) children."""
+    out: list[int] = []
+    for i in range(0, len(ids), 500):
+        chunk = list(ids[i : i + 500])
+        marks = ",".join("?" * len(chunk))
+        out += [
+            r[0]
+            for r in conn.execute(f"SELECT DISTINCT parent_id FROM tasks WHERE parent_id IN ({marks})", chunk)
+        ]
+    return out
+
+
+def stored_result(conn: sqlite3.Connection, task_id: int) -> Any:
+    row = conn.execute("SELECT result FROM tasks WHERE id = ?", (task_id,)).fetchone()
+    return None if row is None else loads(row[0])
+
+
 def counts(conn: sqlite3.Connection) -> dict[str, int]:
     return dict(conn.execute("SELECT state, count(*) FROM tasks GROUP BY state").fetchall())
 
@@ -157,7 +224,9 @@ def _referenced_ids_sql() -> str:
     """History rows an active task still points at: they must outlive it."""
     return (
         f"SELECT parent_id FROM tasks WHERE parent_id IS NOT NULL AND state IN {ACTIVE_SQL} "
-        f"UNION SELECT retry_of FROM tasks WHERE retry_of IS NOT NULL AND state IN {ACTIVE_SQL}"
+        f"UNION SELECT retry_of FROM tasks WHERE retry_of IS NOT NULL AND state IN {ACTIVE_SQL} "
+        f"UNION SELECT d.depends_on FROM task_deps d JOIN tasks t ON t.id = d.task_id "
+        f"WHERE t.state IN {ACTIVE_SQL}"
     )
 
 
@@ -170,6 +239,7 @@ def delete_tasks(conn: sqlite3.Connection, ids: Sequence[int]) -> None:
             f"DELETE FROM events WHERE task_id IN ({marks}) AND seq < (SELECT max(seq) FROM events)", chunk
         )
         conn.execute(f"DELETE FROM logs WHERE task_id IN ({marks})", chunk)
+        conn.execute(f"DELETE FROM task_deps WHERE task_id IN ({marks})", chunk)
         conn.execute(f"DELETE FROM tasks WHERE id IN ({marks})", chunk)
 
 

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.errors import DependencyFailed, InvalidDependency, InvalidSubmission
 from core.store.records import TASK_COLUMNS
 from core.store.writer import EventSink
 from core.types import (
@@ -54,6 +55,9 @@ class NewTask:
     run_at: float | None
     expires_at: float | None
     requeue_json: str | None = None  # the submission itself, for on_duplicate="requeue"
+    depends_on: tuple[int, ...] = ()
+    dep_policy: str = "cancel"  # on_dependency_failure
+    fail_fast: bool = True
 
 
 @dataclass(slots=True)
@@ -61,7 +65,9 @@ class SubmitEffects:
     """What a batch of submissions did, beyond the results the caller sees."""
 
     results: list[SubmitResult] = field(default_factory=list)
-    inserted: list[tuple[int, NewTask, int]] = field(default_factory=list)  # id, task, reasons
+    inserted: list[tuple[int, NewTask, int, tuple[int, ...]]] = field(
+        default_factory=list
+    )  # id, task, reasons, blockers
     changed: list[int] = field(default_factory=list)  # existing tasks whose rows changed
     interrupt: list[int] = field(default_factory=list)  # running tasks to stop as superseded
 
@@ -106,23 +112,34 @@ class TaskSql:
         tasks: Sequence[NewTask],
         pause_mask: Callable[[str | None], int],
     ) -> SubmitEffects:
-        """Insert (or deduplicate) each task in order; one call is one transaction's worth."""
+        """Insert (or deduplicate) each task in order; one call is one transaction's worth.
+
+        Raises InvalidSubmission (a missing or finished parent), InvalidDependency (a missing
+        dependency) or DependencyFailed (a failed one, with on_dependency_failure="cancel");
+        the caller's transaction then writes nothing."""
         fx = SubmitEffects()
+        for parent in {t.parent_id for t in tasks if t.parent_id is not None}:
+            check_parent(conn, parent)
         plain: list[NewTask] = []
         for t in tasks:
-            if t.key is None:
+            if t.key is None and not t.depends_on:
                 plain.append(t)
                 continue
             if plain:
                 self._insert_many(conn, plain, pause_mask, fx)
                 plain = []
-            self._submit_keyed(conn, t, pause_mask, fx)
+            if t.depends_on:  # negative ids point back into this batch (submit_graph): -1 is its first row
+                t.depends_on = tuple(fx.results[-d - 1].id if d < 0 else d for d in t.depends_on)
+            if t.key is None:
+                self._insert_with_deps(conn, t, pause_mask(t.group), fx)
+            else:
+                self._submit_keyed(conn, t, pause_mask, fx)
         if plain:
             self._insert_many(conn, plain, pause_mask, fx)
         return fx
 
-    def _insert_one(self, conn: sqlite3.Connection, t: NewTask, mask: int) -> int:
-        state = TaskState.PAUSED if mask else TaskState.PENDING
+    def _insert_one(self, conn: sqlite3.Connection, t: NewTask, mask: int, blocked: bool = False) -> int:
+        state = TaskState.BLOCKED if blocked else TaskState.PAUSED if mask else TaskState.PENDING
         cur = conn.execute(
             _INSERT_TASK,
             (
@@ -162,10 +179,9 @@ class TaskSql:
         fx: SubmitEffects,
     ) -> None:
         masks = [pause_mask(t.group) for t in tasks]
-        if len(tasks) < 8:
+        if len(tasks) < 8 or any(t.depends_on for t in tasks):
             for t, mask in zip(tasks, masks, strict=True):
-                task_id = self._insert_one(conn, t, mask)
-                self._submitted(conn, task_id, t, mask, fx)
+                self._insert_with_deps(conn, t, mask, fx)
             return
         # Bulk path: ids are consecutive inside our write transaction (AUTOINCREMENT, no
         # other writer can interleave), so executemany can stand in for one insert each.
@@ -211,15 +227,25 @@ class TaskSql:
         for i, (t, m) in enumerate(zip(tasks, masks, strict=True)):
             task_id = first + i
             fx.results.append(SubmitResult(task_id, SubmitOutcome.INSERTED))
-            fx.inserted.append((task_id, t, m))
+            fx.inserted.append((task_id, t, m, ()))
             self.sink.pending.append((seq_first + i, at, "submitted", task_id, t.schedule_id, None, None))
 
-    def _submitted(
-        self, conn: sqlite3.Connection, task_id: int, t: NewTask, mask: int, fx: SubmitEffects
-    ) -> None:
+    def _insert_with_deps(self, conn: sqlite3.Connection, t: NewTask, mask: int, fx: SubmitEffects) -> int:
+        """Insert one task; with dependencies, blocked while any of them is unfinished."""
+        deps = t.depends_on
+        blockers = resolve_dependencies(conn, deps, t.dep_policy) if deps else ()
+        task_id = self._insert_one(conn, t, mask, blocked=bool(blockers))
+        if deps:
+            conn.executemany(
+                "INSERT OR IGNORE INTO task_deps (task_id, depends_on) VALUES (?, ?)",
+                [(task_id, d) for d in deps],
+            )
         self.emit(conn, EventKind.SUBMITTED, t.created_at, task_id, schedule_id=t.schedule_id)
+        if blockers:
+            self.emit(conn, EventKind.BLOCKED, t.created_at, task_id, {"on": list(blockers)})
         fx.results.append(SubmitResult(task_id, SubmitOutcome.INSERTED))
-        fx.inserted.append((task_id, t, mask))
+        fx.inserted.append((task_id, t, mask, blockers))
+        return task_id
 
     def _submit_keyed(
         self,
@@ -234,8 +260,7 @@ class TaskSql:
             (t.kind, t.key),
         ).fetchone()
         if row is None:
-            mask = pause_mask(t.group)
-            self._submitted(conn, self._insert_one(conn, t, mask), t, mask, fx)
+            self._insert_with_deps(conn, t, pause_mask(t.group), fx)
             return
         old_id, old_state, old_priority, old_mask = row
         policy = t.on_duplicate
@@ -246,6 +271,8 @@ class TaskSql:
         if policy == "supersede":
             if old_state in ("pending", "paused", "blocked"):
                 mask = pause_mask(t.group) | (old_mask & PauseReason.USER)
+                blockers = resolve_dependencies(conn, t.depends_on, t.dep_policy) if t.depends_on else ()
+                state = "blocked" if blockers else "paused" if mask else "pending"
                 conn.execute(
                     "UPDATE tasks SET payload = ?, priority = ?, grp = ?, label = ?, options = ?, "
                     "tags = ?, max_retries = ?, run_at = ?, expires_at = ?, attempt = 1, "
@@ -262,10 +289,15 @@ class TaskSql:
                         t.max_retries,
                         t.run_at,
                         t.expires_at,
-                        "paused" if mask else "pending",
+                        state,
                         mask,
                         old_id,
                     ),
+                )
+                conn.execute("DELETE FROM task_deps WHERE task_id = ?", (old_id,))
+                conn.executemany(
+                    "INSERT OR IGNORE INTO task_deps (task_id, depends_on) VALUES (?, ?)",
+                    [(old_id, d) for d in t.depends_on],
                 )
                 conn.execute("DELETE FROM task_tags WHERE task_id = ?", (old_id,))
                 if t.tags:
@@ -279,10 +311,8 @@ class TaskSql:
                 return
             # Running or waiting: release the key, insert the replacement, stop the old one.
             conn.execute("UPDATE tasks SET superseded_by = -1 WHERE id = ?", (old_id,))
-            mask = pause_mask(t.group)
-            new_id = self._insert_one(conn, t, mask)
+            new_id = self._insert_with_deps(conn, t, pause_mask(t.group), fx)
             conn.execute("UPDATE tasks SET superseded_by = ? WHERE id = ?", (new_id, old_id))
-            self._submitted(conn, new_id, t, mask, fx)
             fx.results[-1] = SubmitResult(new_id, SubmitOutcome.SUPERSEDED)
             fx.interrupt.append(old_id)
             return
@@ -312,10 +342,10 @@ class TaskSql:
         self, conn: sqlite3.Connection, ids: Iterable[int] | None = None
     ) -> list[tuple[Any, ...]]:
         """Dispatch fields of active tasks: (id, kind, priority, pos, grp, state, reasons,
-        run_at, expires_at, parent_id, started, label, attempt)."""
+        run_at, expires_at, parent_id, started, label, attempt, phase, options)."""
         sql = (
             "SELECT id, kind, priority, coalesce(position, id), grp, state, pause_reasons, run_at, "
-            "expires_at, parent_id, started_at IS NOT NULL, label, attempt FROM tasks "
+            "expires_at, parent_id, started_at IS NOT NULL, label, attempt, phase, options FROM tasks "
             f"WHERE state IN {ACTIVE_SQL}"
         )
         if ids is None:
@@ -335,10 +365,34 @@ class TaskSql:
         return row
 
 
+def check_parent(conn: sqlite3.Connection, parent: int) -> None:
+    row = conn.execute("SELECT state FROM tasks WHERE id = ?", (parent,)).fetchone()
+    if row is None:
+        raise InvalidSubmission("parent", f"task {parent} does not exist")
+    if row[0] not in ACTIVE_STATE_VALUES:
+        raise InvalidSubmission("parent", f"task {parent} already ended ({row[0]})")
+
+
+def resolve_dependencies(conn: sqlite3.Connection, deps: Sequence[int], policy: str) -> tuple[int, ...]:
+    """The dependencies still unfinished (a new task waits for them). A missing one raises
+    InvalidDependency; one that already ended other than completed raises DependencyFailed
+    under policy "cancel"."""
+    blockers = []
+    for dep in deps:
+        row = conn.execute("SELECT state FROM tasks WHERE id = ?", (dep,)).fetchone()
+        if row is None:
+            raise InvalidDependency(f"depends_on: task {dep} does not exist")
+        state = row[0]
+        if state in ACTIVE_STATE_VALUES:
+            blockers.append(dep)
+        elif state != "completed" and policy == "cancel":
+            raise DependencyFailed(f"depends_on: task {dep} already ended ({state})")
+    return tuple(blockers)
+
+
 def _next_task_id(conn: sqlite3.Connection) -> int:
     row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'tasks'").fetchone()
     return (row[0] if row else 0) + 1
 
 
-def active_state_values() -> frozenset[str]:
-    return frozenset(s.value for s in ACTIVE_STATES)
+ACTIVE_STATE_VALUES = frozenset(s.value for s in ACTIVE_STATES)

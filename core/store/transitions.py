@@ -16,11 +16,11 @@ _CLAIM = (
     "RETURNING payload, checkpoint, options, attempt, max_retries, schedule_id, crash_count"
 )
 _END_RUN = (
-    "UPDATE tasks SET state = ?, pause_reasons = ?, finished_at = ?, result = ?, error = ?, "
-    "traceback = ?, run_at = ?, attempt = ?, checkpoint = ?, speed = NULL, eta = NULL, "
+    "UPDATE tasks SET state = ?, pause_reasons = ?, finished_at = ?, result = coalesce(?, result), "
+    "error = ?, traceback = ?, run_at = ?, attempt = ?, checkpoint = ?, speed = NULL, eta = NULL, "
     "progress = coalesce(?, progress), run_seconds = run_seconds + ?, io_read = io_read + ?, "
     "io_written = io_written + ?, io_sent = io_sent + ?, io_received = io_received + ?, "
-    "crash_count = 0 WHERE id = ? AND state = 'running' RETURNING requeue"
+    "crash_count = 0, phase = coalesce(?, phase) WHERE id = ? AND state = 'running' RETURNING requeue"
 )
 
 
@@ -57,9 +57,10 @@ class Transitions:
         progress: float | None = None,
         run_seconds: float = 0.0,
         io: Sequence[int] = (0, 0, 0, 0),
+        phase: str | None = None,
     ) -> tuple[bool, str | None]:
         """Move a running task on; returns (whether it was running, its requeue request)."""
-        terminal = state not in ("pending", "paused")
+        terminal = state not in ("pending", "paused", "waiting")
         row = conn.execute(
             _END_RUN,
             (
@@ -78,6 +79,7 @@ class Transitions:
                 io[1],
                 io[2],
                 io[3],
+                phase,
                 task_id,
             ),
         ).fetchone()
@@ -129,6 +131,30 @@ class Transitions:
             return False
         if event is not None:
             self.sql.emit(conn, event, now, task_id, event_data)
+        return True
+
+    def unblock(self, conn: sqlite3.Connection, task_id: int, now: float) -> bool:
+        """A blocked task whose dependencies all ended becomes pending (or paused)."""
+        cur = conn.execute(
+            "UPDATE tasks SET state = CASE WHEN pause_reasons != 0 THEN 'paused' ELSE 'pending' END "
+            "WHERE id = ? AND state = 'blocked'",
+            (task_id,),
+        )
+        if cur.rowcount != 1:
+            return False
+        self.sql.emit(conn, EventKind.UNBLOCKED, now, task_id)
+        return True
+
+    def finalize_ready(self, conn: sqlite3.Connection, task_id: int, now: float, children: int) -> bool:
+        """A waiting parent whose children all ended is queued to finalize."""
+        cur = conn.execute(
+            "UPDATE tasks SET state = CASE WHEN pause_reasons != 0 THEN 'paused' ELSE 'pending' END, "
+            "phase = 'finalize', run_at = NULL WHERE id = ? AND state = 'waiting'",
+            (task_id,),
+        )
+        if cur.rowcount != 1:
+            return False
+        self.sql.emit(conn, EventKind.FINALIZING, now, task_id, {"children": children})
         return True
 
     def set_pause_many(self, conn: sqlite3.Connection, changes: Iterable[tuple[int, int]]) -> None:

@@ -67,21 +67,22 @@ async def test_given_an_older_schema_then_it_is_backed_up_and_migrated(
     await eng.hold()
     kept = (await eng.submit("noop", {"keep": True})).id
     await eng.stop()
-    extra = (2, "0002_test_column.sql", "ALTER TABLE tasks ADD COLUMN note TEXT;\n")
     shipped = store_db.migrations()
+    old, new = len(shipped), len(shipped) + 1
+    extra = (new, f"{new:04d}_test_column.sql", "ALTER TABLE tasks ADD COLUMN note TEXT;\n")
     monkeypatch.setattr(store_db, "migrations", lambda: [*shipped, extra])
-    monkeypatch.setattr(store_db, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(store_db, "SCHEMA_VERSION", new)
     eng = await Engine.open(db_path)
     eng.register("noop", _noop)
     rec = eng.get(kept)
     assert rec is not None and rec.payload == {"keep": True} and rec.state is TaskState.PENDING
     await eng.stop()
-    backup = Path(f"{db_path}.v1.bak")
+    backup = Path(f"{db_path}.v{old}.bak")
     assert backup.exists() and backup.stat().st_mode & 0o077 == 0
     with sqlite3.connect(backup) as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchone() == (1,)
+        assert conn.execute("SELECT version FROM schema_version").fetchone() == (old,)
     with sqlite3.connect(db_path) as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchone() == (2,)
+        assert conn.execute("SELECT version FROM schema_version").fetchone() == (new,)
         assert "note" in [r[1] for r in conn.execute("PRAGMA table_info(tasks)")]
 
 
@@ -90,14 +91,19 @@ async def test_given_a_failing_migration_then_nothing_of_it_is_applied(
 ) -> None:
     eng = await Engine.open(db_path)
     await eng.stop()
-    bad = (2, "0002_bad.sql", "ALTER TABLE tasks ADD COLUMN ok TEXT;\nALTER TABLE nope ADD COLUMN x;\n")
     shipped = store_db.migrations()
+    new = len(shipped) + 1
+    bad = (
+        new,
+        f"{new:04d}_bad.sql",
+        "ALTER TABLE tasks ADD COLUMN ok TEXT;\nALTER TABLE nope ADD COLUMN x;\n",
+    )
     monkeypatch.setattr(store_db, "migrations", lambda: [*shipped, bad])
-    monkeypatch.setattr(store_db, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(store_db, "SCHEMA_VERSION", new)
     with pytest.raises(sqlite3.OperationalError):
         await Engine.open(db_path)
     with sqlite3.connect(db_path) as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchone() == (1,)
+        assert conn.execute("SELECT version FROM schema_version").fetchone() == (new - 1,)
         assert "ok" not in [r[1] for r in conn.execute("PRAGMA table_info(tasks)")]
 
 
