@@ -356,18 +356,7 @@ async def test_given_stop_grace_0_while_a_task_runs_then_reopening_never_counts_
         assert engine.counts()["completed"] == 2
 
 
-PAUSE_BUG = (
-    "engine bug: Engine.pause() of a running task returns before the pause is committed "
-    "(control.pause only enqueues set_running_mask; nothing flushes it until the task stops)"
-)
-RESUME_BUG = (
-    "engine bug: Engine.resume() of a running task whose pause was committed changes only the "
-    "in-memory mask; the row keeps the user pause bit, so a crash brings the task back paused"
-)
-
-
 @pytest.mark.crash
-@pytest.mark.xfail(strict=True, reason=PAUSE_BUG)
 async def test_given_an_acknowledged_pause_of_a_running_task_when_killed_then_it_comes_back_paused(
     tmp_path: Path, spawn: Spawn
 ) -> None:
@@ -389,7 +378,6 @@ async def test_given_an_acknowledged_pause_of_a_running_task_when_killed_then_it
 
 
 @pytest.mark.crash
-@pytest.mark.xfail(strict=True, reason=RESUME_BUG)
 async def test_given_an_acknowledged_resume_of_a_running_task_when_killed_then_it_comes_back_pending(
     tmp_path: Path, spawn: Spawn
 ) -> None:
@@ -409,14 +397,7 @@ async def test_given_an_acknowledged_resume_of_a_running_task_when_killed_then_i
         await engine.stop(grace=0)
 
 
-PAUSE_ALL_BUG = (
-    "engine bug: pause_all() (and pause_group) never write the pause bit into the rows of "
-    "running tasks; after a crash they come back pending and run although paused_all is set"
-)
-
-
 @pytest.mark.crash
-@pytest.mark.xfail(strict=True, reason=PAUSE_ALL_BUG)
 async def test_given_pause_all_with_a_task_running_when_killed_then_the_task_comes_back_paused(
     tmp_path: Path, spawn: Spawn
 ) -> None:
