@@ -136,6 +136,13 @@ class EngineControl(TaskTrees):
         await db.writer.run(lambda conn: db.tr.set_pause(conn, t.id, now, mask, event=event, event_data=data))
         self._request_tick()
 
+    async def _set_running_mask(self, t: MirrorTask, mask: int) -> None:
+        """Store the pause bits of a running task before saying it is paused, so a crash
+        brings it back paused (recovery keeps the bits of rows left running)."""
+        t.reasons = mask
+        db = self._db
+        await db.writer.run(lambda conn: db.tr.set_running_mask(conn, t.id, mask))
+
     async def pause(self, task_id: int) -> None:
         """Pause a task; a running one stops at its next yield point keeping its checkpoint.
         Pausing a parent pauses its children too."""
@@ -146,10 +153,9 @@ class EngineControl(TaskTrees):
         if t.state == TaskState.WAITING or t.reasons & PauseReason.USER:
             return
         if t.run is not None:
-            t.reasons |= PauseReason.USER
-            db = self._db
-            db.writer.enqueue(lambda conn: db.tr.set_running_mask(conn, t.id, t.reasons))
-            self._interrupt(t.run, "pause")
+            await self._set_running_mask(t, t.reasons | PauseReason.USER)  # a crash now: paused
+            if t.run is not None:
+                self._interrupt(t.run, "pause")
             return
         await self._set_reasons(t, t.reasons | PauseReason.USER, EventKind.PAUSED, {"reasons": ["user"]})
 
@@ -167,7 +173,7 @@ class EngineControl(TaskTrees):
             return
         mask = t.reasons & ~_PAUSE_BITS
         if t.run is not None:  # asked to pause, not stopped yet: let it go on
-            t.reasons = mask
+            await self._set_running_mask(t, mask)
             if t.run.interrupt == "pause" and not mask:
                 t.run.interrupt = None
                 if t.run.grace_timer is not None:
@@ -333,6 +339,8 @@ class EngineControl(TaskTrees):
         extra: Callable[[Any], None],
     ) -> None:
         changes: list[tuple[int, int]] = []
+        running: list[tuple[int, int]] = []
+        interrupt = []
         for t in list(self._tasks.values()):
             if not match(t) or t.state == TaskState.WAITING:
                 continue
@@ -341,8 +349,9 @@ class EngineControl(TaskTrees):
                 continue
             if t.run is not None:
                 t.reasons = mask
+                running.append((t.id, mask))
                 if on:
-                    self._interrupt(t.run, "pause")
+                    interrupt.append(t.run)
                 continue
             t.reasons = mask
             if t.state in (TaskState.PENDING, TaskState.PAUSED):
@@ -360,9 +369,13 @@ class EngineControl(TaskTrees):
         def op(conn: Any) -> None:
             extra(conn)
             db.tr.set_pause_many(conn, changes)
-            db.sql.emit(conn, event, self._now(), None, {"tasks": len(changes)}, scope=scope)
+            for task_id, mask in running:  # a crash from now on brings them back paused
+                db.tr.set_running_mask(conn, task_id, mask)
+            db.sql.emit(conn, event, self._now(), None, {"tasks": len(changes) + len(running)}, scope=scope)
 
         await db.writer.run(op, long=len(changes) > 5000)
+        for run in interrupt:
+            self._interrupt(run, "pause")
         self._request_tick()
 
     async def pause_group(self, group: str, until: datetime | float | None = None) -> None:
