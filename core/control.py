@@ -174,11 +174,12 @@ class EngineControl(TaskTrees):
         mask = t.reasons & ~_PAUSE_BITS
         if t.run is not None:  # asked to pause, not stopped yet: let it go on
             await self._set_running_mask(t, mask)
-            if t.run.interrupt == "pause" and not mask:
-                t.run.interrupt = None
-                if t.run.grace_timer is not None:
-                    t.run.grace_timer.cancel()
-                    t.run.grace_timer = None
+            run = t.run
+            if run is not None and run.interrupt == "pause" and not mask:
+                run.interrupt = None
+                if run.grace_timer is not None:
+                    run.grace_timer.cancel()
+                    run.grace_timer = None
             return
         data = {"reasons": list(PauseReason(mask).names)} if mask else None
         await self._set_reasons(t, mask, EventKind.RESUMED, data)
