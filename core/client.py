@@ -5,6 +5,7 @@ the running engine applies; queries read the database directly."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import json
 import os
@@ -13,11 +14,13 @@ from datetime import datetime
 from typing import Any
 
 from core.control import resubmission, unretried_failures
+from core.engine import graph_order
 from core.errors import (
     CorruptDatabase,
     EngineClosed,
     InvalidArgument,
     InvalidState,
+    InvalidSubmission,
     TaskNotFound,
     WaitTimeout,
 )
@@ -153,6 +156,13 @@ class Client:
     ) -> SubmitResult:
         """Queue one task. Any kind is accepted; kinds the engine registered are validated
         against their schema and get their defaults."""
+        if parent is not None and (priority is None or group is None):
+            found = self._db.read(
+                lambda c: c.execute("SELECT priority, grp FROM tasks WHERE id = ?", (parent,)).fetchone()
+            )
+            if found is not None:  # children inherit their parent's priority and group
+                priority = found[0] if priority is None else priority
+                group = found[1] if group is None else group
         sub = Submission(
             kind,
             payload,
@@ -329,8 +339,23 @@ class Client:
     # -- queries ------------------------------------------------------------------------
 
     def get(self, task_id: int) -> TaskRecord | None:
+        """A task by id; a parent's progress is derived from its children's."""
         self._check_open()
-        return self._db.read(lambda c: q.get(c, task_id))
+        rec = self._db.read(lambda c: q.get(c, task_id))
+        if rec is None or rec.is_terminal or rec.progress is not None:
+            return rec
+        count, ended, done, total, fractions = self._db.read(lambda c: q.tree_progress(c, task_id))
+        if not count:
+            return rec
+        progress = min(1.0, done / total) if total else min(1.0, fractions / count)
+        message = f"part {ended + 1} of {count}" if ended < count else f"all {count} parts done"
+        return dataclasses.replace(
+            rec,
+            progress=progress,
+            progress_message=message,
+            bytes_done=done if total else None,
+            bytes_total=total or None,
+        )
 
     def tasks(
         self,
@@ -400,6 +425,41 @@ class Client:
         return self._db.read(
             lambda c: q.select_tasks(c, active=True, states=[s.value for s in TaskState], parent=task_id)
         )
+
+    def dependencies(self, task_id: int) -> list[int]:
+        self._check_open()
+        return self._db.read(lambda c: q.dependencies(c, task_id))
+
+    def dependents(self, task_id: int) -> list[int]:
+        self._check_open()
+        return self._db.read(lambda c: q.dependents(c, task_id))
+
+    async def submit_graph(self, graph: Mapping[str, Submission]) -> dict[str, int]:
+        """As Engine.submit_graph: named tasks and their dependencies, in one transaction."""
+        self._check_open()
+        order = graph_order(graph)
+        infos = self._kind_infos()
+        now = datetime.now().astimezone().timestamp()
+        rows: list[NewTask] = []
+        index: dict[str, int] = {}
+        for name in order:
+            sub = graph[name]
+            ids = tuple(d for d in sub.depends_on if not isinstance(d, str))
+            try:
+                row = new_task(dataclasses.replace(sub, depends_on=ids), info=infos.get(sub.kind), now=now)
+            except InvalidSubmission as e:
+                raise InvalidSubmission(f"{name}.{e.field}", e.problem) from None
+            row.depends_on = ids + tuple(-(index[d] + 1) for d in sub.depends_on if isinstance(d, str))
+            index[name] = len(rows)
+            rows.append(row)
+        db = self._db
+
+        def op(conn: Any) -> list[SubmitResult]:
+            masks = pause_mask_from_db(conn)
+            return db.sql.submit(conn, rows, lambda g: masks.get(g, masks[None])).results
+
+        results = await db.writer.run(op)
+        return {name: results[index[name]].id for name in graph}
 
     def events_of(self, task_id: int) -> list[Event]:
         self._check_open()

@@ -122,6 +122,8 @@ class _Worker:
                 ctx.log(msg[1], msg[2])
             elif tag == "checkpoint":
                 self.pool.spawn_checkpoint(self, run, msg[1])
+            elif tag == "spawn":
+                self.pool.spawn_children(self, run, msg[1], msg[2])
             elif tag == "done":
                 fut.set_result(msg[1])
             elif tag == "interrupted":
@@ -213,12 +215,42 @@ class ProcessPool:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
+    def spawn_children(self, worker: _Worker, run: _Run, subs: list[tuple[Any, ...]], sibling: bool) -> None:
+        """Submit children for a process handler; the reply carries ids or an error."""
+
+        async def spawn() -> None:
+            from core.types import Submission
+
+            try:
+                made = [Submission(kind, payload, **options) for kind, payload, options in subs]
+                if sibling:
+                    results = [await run.ctx.spawn_sibling(s.kind, s.payload, **_options(s)) for s in made]
+                else:
+                    results = await run.ctx.spawn_children(made)
+                reply: tuple[Any, ...] = ("ack", None, [(r.id, r.outcome.value) for r in results])
+            except Exception as e:
+                reply = ("ack", f"{type(e).__name__}: {e}", None)
+            if not worker.dead:
+                with contextlib.suppress(Exception):
+                    worker.send(reply)
+
+        task = asyncio.get_running_loop().create_task(spawn())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     async def close(self) -> None:
         workers = list(self._all)
         for w in workers:
             with contextlib.suppress(Exception):
                 w.send(("exit",))
         await asyncio.to_thread(_join_all, workers)
+
+
+def _options(sub: Any) -> dict[str, Any]:
+    import dataclasses
+
+    skip = ("kind", "payload")
+    return {f.name: getattr(sub, f.name) for f in dataclasses.fields(sub) if f.name not in skip}
 
 
 def _join_all(workers: list[_Worker]) -> None:
@@ -290,6 +322,24 @@ class ProcessTaskContext:
             raise RuntimeError(f"checkpoint failed: {error}")
         self._state["resume_data"] = data
 
+    def spawn_child(self, kind: str, payload: Any = None, **options: Any) -> Any:
+        return self._spawn([(kind, payload, options)], sibling=False)[0]
+
+    def spawn_children(self, children: Any) -> list[Any]:
+        return self._spawn([(c.kind, c.payload, _options(c)) for c in children], sibling=False)
+
+    def spawn_sibling(self, kind: str, payload: Any = None, **options: Any) -> Any:
+        return self._spawn([(kind, payload, options)], sibling=True)[0]
+
+    def _spawn(self, subs: list[tuple[Any, ...]], sibling: bool) -> list[Any]:
+        from core.types import SubmitOutcome, SubmitResult
+
+        self._send(("spawn", subs, sibling))
+        error, results = self._acks.get()
+        if error:
+            raise RuntimeError(f"spawning failed: {error}")
+        return [SubmitResult(i, SubmitOutcome(o)) for i, o in results]
+
 
 def worker_main(conn: Connection) -> None:  # pragma: no cover - runs in the child process
     jobs: queue.Queue[Any] = queue.Queue()
@@ -317,7 +367,7 @@ def worker_main(conn: Connection) -> None:  # pragma: no cover - runs in the chi
                 reason[0] = msg[1]
                 interrupted.set()
             elif tag == "ack":
-                acks.put(msg[1])
+                acks.put(msg[1] if len(msg) == 2 else (msg[1], msg[2]))
             elif tag == "exit":
                 jobs.put(None)
                 return

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import functools
 import sys
 from collections.abc import AsyncGenerator, Callable, Coroutine
 from contextlib import aclosing
@@ -127,7 +128,8 @@ async def ls(ctx: Context) -> int:
     a = ctx.args
     async with client(ctx.path) as c:
         recs = c.tasks(states=a.state, kind=a.kind, group=a.group, limit=a.limit + 1 if a.limit else None)
-    return _print_tasks(ctx, recs, a.limit, o.task_table, "no active tasks")
+    table = functools.partial(o.task_table, tree=a.tree)
+    return _print_tasks(ctx, recs, a.limit, table, "no active tasks")
 
 
 async def history(ctx: Context) -> int:
@@ -166,13 +168,46 @@ async def show(ctx: Context) -> int:
             raise TaskNotFound(task_id)
         events = c.events_of(task_id)
         every_line = c.logs(task_id)
+        tree = _subtree(c, rec)
+        deps = _states(c, c.dependencies(task_id))
+        needed_by = _states(c, c.dependents(task_id))
     logs = every_line[-n:] if n else []
     if ctx.json:
-        o.out_json({**o.jsonable(rec), "events": o.jsonable(events), "logs": o.jsonable(logs)})
+        o.out_json({
+            **o.jsonable(rec), "events": o.jsonable(events), "logs": o.jsonable(logs),
+            "children": [r.id for d, r in tree if d == 1],
+            "dependencies": [i for i, _ in deps], "dependents": [i for i, _ in needed_by],
+        })  # fmt: skip
     else:
-        for line in o.show_lines(rec, events, logs, len(every_line), _now()):
+        lines = o.show_lines(rec, events, logs, len(every_line), _now(), tree, deps, needed_by)
+        for line in lines:
             o.out(line)
     return 0
+
+
+TREE_LIMIT = 200  # rows of a subtree `show` prints
+
+
+def _subtree(c: Client, rec: TaskRecord) -> list[tuple[int, TaskRecord]]:
+    out: list[tuple[int, TaskRecord]] = []
+
+    def walk(r: TaskRecord, depth: int) -> None:
+        out.append((depth, r))
+        for kid in c.children(r.id):
+            if len(out) >= TREE_LIMIT:
+                return
+            walk(kid, depth + 1)
+
+    walk(rec, 0)
+    return out
+
+
+def _states(c: Client, ids: list[int]) -> list[tuple[int, str]]:
+    out = []
+    for i in ids:
+        r = c.get(i)
+        out.append((i, r.state.value if r else "gone from history"))
+    return out
 
 
 async def kinds(ctx: Context) -> int:

@@ -145,17 +145,39 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[str]], right: Iterable
     return lines
 
 
-def task_table(recs: Sequence[TaskRecord], now: datetime) -> list[str]:
+def tree_order(recs: Sequence[TaskRecord]) -> list[tuple[int, TaskRecord]]:
+    """(depth, record) with each task's children right after it; tasks whose parent is not
+    among `recs` are roots, in the order given."""
+    ids = {r.id for r in recs}
+    kids: dict[int, list[TaskRecord]] = {}
+    for r in recs:
+        if r.parent_id in ids:
+            kids.setdefault(r.parent_id, []).append(r)
+    out: list[tuple[int, TaskRecord]] = []
+
+    def walk(r: TaskRecord, depth: int) -> None:
+        out.append((depth, r))
+        for k in sorted(kids.get(r.id, []), key=lambda k: k.id):
+            walk(k, depth + 1)
+
+    for r in recs:
+        if r.parent_id not in ids:
+            walk(r, 0)
+    return out
+
+
+def task_table(recs: Sequence[TaskRecord], now: datetime, tree: bool = False) -> list[str]:
+    ordered = tree_order(recs) if tree else [(0, r) for r in recs]
     rows = [
         (
             str(r.id),
             state_text(r, now),
             priority_text(r.priority),
-            short(r.name, NAME_WIDTH),
+            short("  " * depth + ("└ " if depth else "") + r.name, NAME_WIDTH),
             percent(r.progress),
             ago(r.created_at, now),
         )
-        for r in recs
+        for depth, r in ordered
     ]
     return table(["ID", "STATE", "PRI", "NAME", "PROGRESS", "AGE"], rows, right=(0, 4))
 
@@ -209,7 +231,14 @@ def log_line(line: LogLine) -> str:
 
 
 def show_lines(
-    rec: TaskRecord, events: Sequence[Event], logs: Sequence[LogLine], log_total: int, now: datetime
+    rec: TaskRecord,
+    events: Sequence[Event],
+    logs: Sequence[LogLine],
+    log_total: int,
+    now: datetime,
+    tree: Sequence[tuple[int, TaskRecord]] = (),
+    deps: Sequence[tuple[int, str]] = (),
+    needed_by: Sequence[tuple[int, str]] = (),
 ) -> list[str]:
     title = f"task {rec.id}  {rec.kind}" + (f"  {rec.label!r}" if rec.label else "")
     state = state_text(rec) + f" ({attempts_text(rec)})"
@@ -239,6 +268,16 @@ def show_lines(
     lines = [title] + [f"  {k:<9} {v}" for k, v in fields if v]
     if rec.traceback:
         lines += ["  traceback:"] + [f"    {t}" for t in rec.traceback.rstrip().splitlines()]
+    if tree and len(tree) > 1:
+        lines.append("tree:")
+        lines += [
+            f"  {'  ' * depth}#{r.id} {r.name}  {state_text(r, now)}  {percent(r.progress)}".rstrip()
+            for depth, r in tree
+        ]
+    if deps:
+        lines.append("depends on: " + ", ".join(f"#{i} ({s})" for i, s in deps))
+    if needed_by:
+        lines.append("needed by: " + ", ".join(f"#{i} ({s})" for i, s in needed_by))
     lines.append(f"events ({len(events)}):")
     lines += [f"  {event_line(e)}" for e in events] or ["  none"]
     shown = "" if len(logs) == log_total else f", the last {len(logs)} shown"

@@ -238,6 +238,7 @@ def build() -> Parser:
     p.add_argument("--kind", type=text)
     p.add_argument("--group", type=text)
     p.add_argument("--limit", type=count, default=100, help="at most N rows (0: all; default 100)")
+    p.add_argument("--tree", action="store_true", help="show children indented under their parents")
 
     p = add("history", "list finished tasks, newest first")
     p.add_argument(

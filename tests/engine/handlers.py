@@ -34,3 +34,11 @@ def fail(ctx: Any, payload: Any) -> None:
 def ignore_interrupts(ctx: Any, payload: Any) -> None:
     while True:
         time.sleep(0.01)
+
+
+def spawn_parts(ctx: Any, payload: dict[str, Any]) -> str:
+    """A process handler that spawns children."""
+    from core import Submission
+
+    results = ctx.spawn_children([Submission("part", i) for i in range(payload["n"])])
+    return f"spawned {len(results)}"

@@ -205,3 +205,18 @@ def test_given_bad_registrations_then_invalid_argument_says_what_to_use() -> Non
 
 async def _async_noop(ctx: Any, payload: Any) -> None:
     return None
+
+
+async def test_given_a_process_handler_then_it_can_spawn_children_across_the_process(db_path: Path) -> None:
+    async def part(ctx: Any, payload: Any) -> Any:
+        return payload
+
+    eng = await Engine.open(db_path, EngineConfig(process_workers=1))
+    eng.register("part", part)
+    eng.register("spawner", handlers.spawn_parts, run_in="process")
+    await eng.start()
+    res = await eng.submit("spawner", {"n": 3})
+    rec = await eng.wait(res.id, timeout=60)
+    assert rec.state is TaskState.COMPLETED and rec.result == "spawned 3"
+    assert sorted(k.payload for k in eng.children(res.id)) == [0, 1, 2]
+    await eng.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -166,7 +167,8 @@ async def test_given_three_levels_with_fail_fast_when_a_grandchild_fails_then_th
             assert rec.state is TaskState.FAILED and rec.error.startswith(
                 f"child task {middle_rec.id} failed"
             )
-            await until(lambda: all(k.is_terminal for k in eng.children(middle_rec.id)))
+            kids_of = functools.partial(eng.children, middle_rec.id)
+            await until(lambda: all(k.is_terminal for k in kids_of()))  # noqa: B023
             assert [k.state for k in eng.children(middle_rec.id)] == ["failed", "cancelled"]
         else:  # the middle still fails (its grandchild failed), and the top fails fast on it
             assert middle_rec.error == "1 of 2 children failed"
