@@ -118,9 +118,31 @@ def register_kinds(engine: Engine, emit: Emit = _ignore, *, fast: bool = False) 
             raise RuntimeError("flaky: the first attempt always fails")
         return {"attempt": ctx.attempt}
 
+    async def photo(ctx: Any, payload: Any) -> int:
+        if payload.get("hang") and not fast:
+            await asyncio.Event().wait()
+        append_line(payload["side"], f"PHOTO {ctx.id}")
+        return int(payload["n"])
+
+    async def album(ctx: Any, payload: Any) -> str:
+        await ctx.spawn_children(
+            [Submission("photo", {"n": i, "side": payload["side"], "hang": payload.get("hang_children", False)})
+             for i in range(payload["children"])]
+        )  # fmt: skip
+        return "spawned"
+
+    async def summarize(ctx: Any, payload: Any, children: Any) -> int:
+        append_line(payload["side"], f"FINALIZE {ctx.id}")
+        emit(f"FINALIZING {ctx.id}")
+        if payload.get("hang_finalize") and not fast:
+            await asyncio.Event().wait()
+        return sum(c.result for c in children)
+
     engine.register("noop", noop)
     engine.register("step", step)
     engine.register("flaky", flaky, retry=FLAKY_RETRY)
+    engine.register("photo", photo)
+    engine.register("album", album, finalize=summarize)
 
 
 # -- scenarios ----------------------------------------------------------------------------
@@ -261,6 +283,21 @@ async def scenario_pause(engine: Engine, args: argparse.Namespace, emit: Emit) -
     await asyncio.Event().wait()
 
 
+async def scenario_tree(engine: Engine, args: argparse.Namespace, emit: Emit) -> None:
+    """An album (a parent) with --count photo children. With --hang children hang, and
+    WAITING <id> is printed once the parent waits for them; with --hang-finalize the
+    children finish and finalize hangs after printing FINALIZING <id>."""
+    payload = {"children": args.count, "side": args.side, "hang_children": bool(args.hang),
+               "hang_finalize": args.hang_finalize}  # fmt: skip
+    task_id = (await engine.submit("album", payload)).id
+    emit(f"ACK {task_id}")
+    if args.hang:
+        while (rec := engine.get(task_id)) is None or rec.state != "waiting":
+            await asyncio.sleep(0.01)
+        emit(f"WAITING {task_id}")
+    await asyncio.Event().wait()
+
+
 SCENARIOS = {
     "submits": scenario_submits,
     "burst": scenario_burst,
@@ -269,6 +306,7 @@ SCENARIOS = {
     "checkpoint": scenario_checkpoint,
     "mixed": scenario_mixed,
     "pause": scenario_pause,
+    "tree": scenario_tree,
 }
 
 
@@ -329,6 +367,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--events", action="store_true", help="print DONE lines for terminal events")
     p.add_argument("--then-resume", action="store_true", help="pause: resume the task after pausing it")
     p.add_argument("--all", action="store_true", help="pause: pause_all() instead of pause(id)")
+    p.add_argument("--hang-finalize", action="store_true", help="tree: finalize never ends")
     p.add_argument("--max-seconds", type=float, default=300.0, help="exit on our own after this")
     return p.parse_args(argv)
 
