@@ -38,10 +38,14 @@ def bare_sqlite_lifecycles(n: int, synchronous: str = "NORMAL") -> float:
             ).lastrowid
             conn.execute("COMMIT")
             conn.execute("BEGIN IMMEDIATE")
-            conn.execute("UPDATE tasks SET state = 'running', started = ? WHERE id = ?", (time.time(), task_id))
+            conn.execute(
+                "UPDATE tasks SET state = 'running', started = ? WHERE id = ?", (time.time(), task_id)
+            )
             conn.execute("COMMIT")
             conn.execute("BEGIN IMMEDIATE")
-            conn.execute("UPDATE tasks SET state = 'completed', finished = ? WHERE id = ?", (time.time(), task_id))
+            conn.execute(
+                "UPDATE tasks SET state = 'completed', finished = ? WHERE id = ?", (time.time(), task_id)
+            )
             conn.execute("COMMIT")
         elapsed = time.perf_counter() - t0
         conn.close()
@@ -59,10 +63,12 @@ def bare_sqlite_executemany(n: int) -> float:
             "state TEXT, priority INTEGER, created REAL)"
         )
         now = time.time()
-        rows = [("noop", '{"i":%d}' % i, "pending", 128, now) for i in range(n)]
+        rows = [("noop", f'{{"i":{i}}}', "pending", 128, now) for i in range(n)]
         t0 = time.perf_counter()
         conn.execute("BEGIN IMMEDIATE")
-        conn.executemany("INSERT INTO tasks (kind, payload, state, priority, created) VALUES (?, ?, ?, ?, ?)", rows)
+        conn.executemany(
+            "INSERT INTO tasks (kind, payload, state, priority, created) VALUES (?, ?, ?, ?, ?)", rows
+        )
         conn.execute("COMMIT")
         elapsed = time.perf_counter() - t0
         conn.close()
