@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from core.errors import Interrupted, InvalidArgument, InvalidState, Permanent, TaskNotFound
+from core.store import queries as q
 from core.types import JSON, RetryPolicy, Submission, SubmitResult
 
 T = TypeVar("T")
@@ -175,15 +176,18 @@ class TaskContext:
     async def result_of(self, task_id: int) -> JSON:
         """The result of a completed task (a dependency, say). Raises TaskNotFound, or
         InvalidState if it has not completed."""
-        engine = self._run.engine
-        row = engine._db.read(
-            lambda c: c.execute("SELECT state, result FROM tasks WHERE id = ?", (task_id,)).fetchone()
-        )
+        row = self._run.engine._db.read(lambda c: q.state_and_result(c, task_id))
         if row is None:
             raise TaskNotFound(task_id)
         if row[0] != "completed":
             raise InvalidState(f"task {task_id} is {row[0]}, not completed: it has no result")
-        return json.loads(row[1]) if row[1] is not None else None
+        return row[1]
+
+    async def dependency_results(self) -> dict[int, JSON]:
+        """The results of this task's dependencies, by task id (one that did not complete,
+        allowed by on_dependency_failure="ignore", maps to None)."""
+        rows = self._run.engine._db.read(lambda c: q.dependency_results(c, self.id))
+        return {dep: result if state == "completed" else None for dep, state, result in rows}
 
     async def map(
         self,

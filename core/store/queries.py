@@ -148,6 +148,23 @@ def parents_among(conn: sqlite3.Connection, ids: Sequence[int]) -> list[int]:
     return out
 
 
+def state_and_result(conn: sqlite3.Connection, task_id: int) -> tuple[str, Any] | None:
+    row = conn.execute("SELECT state, result FROM tasks WHERE id = ?", (task_id,)).fetchone()
+    return None if row is None else (row[0], loads(row[1]))
+
+
+def dependency_results(conn: sqlite3.Connection, task_id: int) -> list[tuple[int, str | None, Any]]:
+    """(dependency id, its state, its result) for each declared dependency, by id."""
+    return [
+        (dep, state, loads(result))
+        for dep, state, result in conn.execute(
+            "SELECT d.depends_on, t.state, t.result FROM task_deps d "
+            "LEFT JOIN tasks t ON t.id = d.depends_on WHERE d.task_id = ? ORDER BY d.depends_on",
+            (task_id,),
+        )
+    ]
+
+
 def stored_result(conn: sqlite3.Connection, task_id: int) -> Any:
     row = conn.execute("SELECT result FROM tasks WHERE id = ?", (task_id,)).fetchone()
     return None if row is None else loads(row[0])

@@ -15,7 +15,10 @@ def _make_tree(db: Path) -> dict[str, int]:
         await eng.stop()  # create the database; a client submits the tree
         async with Client.open(db) as c:
             parent = (await c.submit("demo.sleep", {"seconds": 1}, label="album")).id
-            kids = [(await c.submit("demo.sleep", {"seconds": 1}, parent=parent, label=f"photo {i}")).id for i in range(2)]
+            kids = [
+                (await c.submit("demo.sleep", {"seconds": 1}, parent=parent, label=f"photo {i}")).id
+                for i in range(2)
+            ]
             ids = await c.submit_graph({
                 "fetch": Submission("demo.sleep", {"seconds": 1}, label="fetch"),
                 "merge": Submission("demo.sleep", {"seconds": 1}, label="merge", depends_on=("fetch",)),
