@@ -15,10 +15,12 @@ from core.errors import EngineLocked as EngineLocked
 from core.errors import Interrupted as Interrupted
 from core.errors import InvalidArgument as InvalidArgument
 from core.errors import InvalidDependency as InvalidDependency
+from core.errors import InvalidSchedule as InvalidSchedule
 from core.errors import InvalidState as InvalidState
 from core.errors import InvalidSubmission as InvalidSubmission
 from core.errors import JoinFailed as JoinFailed
 from core.errors import Permanent as Permanent
+from core.errors import ScheduleNotFound as ScheduleNotFound
 from core.errors import SchemaTooNew as SchemaTooNew
 from core.errors import TaskdeckError as TaskdeckError
 from core.errors import TaskNotFound as TaskNotFound
@@ -28,6 +30,9 @@ from core.joins import join_all as join_all
 from core.joins import join_any as join_any
 from core.joins import join_percentage as join_percentage
 from core.joins import join_quorum as join_quorum
+from core.schedules import Schedule as Schedule
+from core.schedules import Schedules as Schedules
+from core.schedules import ScheduleSpec as ScheduleSpec
 from core.types import ChildOutcome as ChildOutcome
 from core.types import Event as Event
 from core.types import EventKind as EventKind
@@ -65,6 +70,7 @@ __all__ = [
     "Interrupted",
     "InvalidArgument",
     "InvalidDependency",
+    "InvalidSchedule",
     "InvalidState",
     "InvalidSubmission",
     "IoBudget",
@@ -79,6 +85,10 @@ __all__ = [
     "Recovery",
     "RetryPolicy",
     "RunningTask",
+    "Schedule",
+    "ScheduleNotFound",
+    "ScheduleSpec",
+    "Schedules",
     "SchemaTooNew",
     "Snapshot",
     "Submission",

@@ -21,12 +21,15 @@ from core.errors import (
     InvalidArgument,
     InvalidState,
     InvalidSubmission,
+    ScheduleNotFound,
     TaskNotFound,
     WaitTimeout,
 )
 from core.lock import EngineLock
 from core.registry import info_from_json
+from core.schedules import Schedule, Schedules, ScheduleSpec, build_schedule, spec_with, task_for, to_record
 from core.store import queries as q
+from core.store import schedules as store_schedules
 from core.store.database import Database
 from core.store.db import MEMORY, SCHEMA_VERSION, connect, schema_version
 from core.store.tasks import NewTask, dumps
@@ -34,6 +37,7 @@ from core.store.transitions import pause_mask_from_db, settings_get
 from core.types import (
     JSON,
     Event,
+    EventKind,
     GroupInfo,
     IoBudget,
     KindInfo,
@@ -550,6 +554,80 @@ class Client:
 
     # -- following ----------------------------------------------------------------------
 
+    # -- schedules ----------------------------------------------------------------------
+
+    @property
+    def schedules(self) -> Schedules:
+        """The same API as engine.schedules: adds go straight in (the running engine picks
+        them up), other changes are requests the engine applies."""
+        return Schedules(self)
+
+    async def _sched_add(self, specs: list[ScheduleSpec]) -> list[int]:
+        self._check_open()
+        infos = self._kind_infos()
+        now = datetime.now().astimezone().timestamp()
+        rows = []
+        for i, spec in enumerate(specs):
+            if not isinstance(spec, ScheduleSpec):
+                raise InvalidArgument(f"specs[{i}]: must be a ScheduleSpec, got {type(spec).__name__}")
+            rows.append(build_schedule(spec, info=infos.get(spec.kind), now=now))
+        db = self._db
+
+        def op(conn: Any) -> list[int]:
+            ids = []
+            for row in rows:
+                ids.append(store_schedules.insert(conn, row))
+                db.sql.emit(conn, EventKind.SCHEDULE_ADDED, now, None, {"name": row.name}, schedule_id=row.id)
+            return ids
+
+        return await db.writer.run(op)
+
+    def _require_schedule(self, schedule_id: int) -> None:
+        if self._sched_get(schedule_id) is None:
+            raise ScheduleNotFound(schedule_id)
+
+    async def _sched_set_paused(self, schedule_id: int, paused: bool) -> None:
+        self._require_schedule(schedule_id)
+        await self._request("schedule_pause" if paused else "schedule_resume", schedule_id=schedule_id)
+
+    async def _sched_remove(self, schedule_id: int) -> None:
+        self._require_schedule(schedule_id)
+        await self._request("schedule_remove", schedule_id=schedule_id)
+
+    async def _sched_update(self, schedule_id: int, changes: dict[str, Any]) -> Schedule:
+        self._require_schedule(schedule_id)
+        row = self._db.read(lambda c: store_schedules.load(c, schedule_id))[0]
+        now = datetime.now().astimezone().timestamp()
+        spec = spec_with(row, changes)  # validate here, so a bad change fails for the caller
+        build_schedule(spec, info=self._kind_infos().get(spec.kind), now=now)
+        await self._request("schedule_update", schedule_id=schedule_id, changes=_jsonable(changes))
+        return to_record(row)
+
+    async def _sched_run_now(self, schedule_id: int) -> SubmitResult:
+        self._require_schedule(schedule_id)
+        row = self._db.read(lambda c: store_schedules.load(c, schedule_id))[0]
+        now = datetime.now().astimezone().timestamp()
+        task = task_for(row, info=self._kind_infos().get(row.kind), now=now, trigger="manual")
+        db = self._db
+
+        def op(conn: Any) -> SubmitResult:
+            masks = pause_mask_from_db(conn)
+            result = db.sql.submit(conn, [task], lambda g: masks.get(g, masks[None])).results[0]
+            db.sql.emit(conn, EventKind.SCHEDULE_FIRED, now, result.id, {"at": now, "trigger": "manual"},
+                        schedule_id=schedule_id)  # fmt: skip
+            return result
+
+        return await db.writer.run(op)
+
+    def _sched_get(self, schedule_id: int) -> Schedule | None:
+        self._check_open()
+        rows = self._db.read(lambda c: store_schedules.load(c, schedule_id))
+        return to_record(rows[0]) if rows else None
+
+    def _sched_list(self) -> list[Schedule]:
+        self._check_open()
+        return [to_record(r) for r in self._db.read(store_schedules.load)]
+
     def last_seq(self) -> int:
         return self._db.read(q.last_event_seq)
 
@@ -594,6 +672,18 @@ def _connect_existing(path: str) -> Any:
     if not os.path.exists(path):
         raise CorruptDatabase(path, "no such file; start an engine (taskdeck worker) to create it")
     return connect(path)
+
+
+def _jsonable(changes: Mapping[str, Any]) -> dict[str, Any]:
+    """Schedule changes as JSON for the inbox (datetimes as ISO text, policies as dicts)."""
+    out: dict[str, Any] = {}
+    for key, value in changes.items():
+        if isinstance(value, datetime):
+            value = {"$datetime": value.isoformat()}
+        elif hasattr(value, "to_json"):
+            value = value.to_json()
+        out[key] = value
+    return out
 
 
 def _check_group(group: object) -> None:

@@ -67,6 +67,17 @@ class EngineControl(TaskTrees):
             except Exception:
                 logger.exception("applying changes from other processes failed")
 
+    async def _inbox_call(self, op: str, kwargs: dict[str, Any]) -> None:
+        """Apply one request a client left in the inbox."""
+        if op not in INBOX_OPS:
+            raise InvalidArgument(f"unknown request {op!r}")
+        if op == "interrupt":
+            run = self._running.get(kwargs["id"])
+            if run is not None:
+                self._interrupt(run, kwargs.get("reason", "cancel"))
+            return
+        await getattr(self, op)(**kwargs)
+
     async def _apply_inbox(self) -> None:
         rows = self._db.read(lambda c: c.execute("SELECT id, op, args FROM inbox ORDER BY id").fetchall())
         if not rows:
@@ -74,15 +85,7 @@ class EngineControl(TaskTrees):
         failed: list[dict[str, Any]] = []
         for _, op, args in rows:
             try:
-                if op not in INBOX_OPS:
-                    raise InvalidArgument(f"unknown request {op!r}")
-                kwargs = json.loads(args)
-                if op == "interrupt":
-                    run = self._running.get(kwargs["id"])
-                    if run is not None:
-                        self._interrupt(run, kwargs.get("reason", "cancel"))
-                    continue
-                await getattr(self, op)(**kwargs)
+                await self._inbox_call(op, json.loads(args))
             except Exception as e:
                 logger.warning("request %s%s from a client failed: %s", op, args, e)
                 failed.append({"op": op, "args": args, "error": str(e) or type(e).__name__})

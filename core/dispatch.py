@@ -42,6 +42,7 @@ class MirrorTask:
         "reasons",
         "run",
         "run_at",
+        "schedule_id",
         "spawned",
         "started",
         "state",
@@ -86,6 +87,7 @@ class MirrorTask:
         self.phase = phase  # None: run the handler; "finalize": the children ended
         self.fail_fast = fail_fast
         self.dep_policy = dep_policy  # on_dependency_failure
+        self.schedule_id: int | None = None
         self.children = 0  # live children
         self.spawned = False  # has had children: its end waits for them
         self.blockers = 0  # unfinished dependencies (while blocked)

@@ -18,7 +18,7 @@ from core.config import (
     CRASH_LIMIT,
     EngineConfig,
 )
-from core.control import EngineControl, resubmission, unretried_failures
+from core.control import resubmission, unretried_failures
 from core.dispatch import MirrorTask
 from core.errors import (
     EngineClosed,
@@ -33,7 +33,9 @@ from core.errors import (
 from core.eventbus import EventBus
 from core.lock import EngineLock
 from core.registry import Handler, KindSpec, info_to_json, make_spec
+from core.schedule_engine import ScheduleEngine
 from core.store import queries as q
+from core.store import schedules as store_schedules
 from core.store.db import MEMORY, connect, migrate
 from core.store.tasks import NewTask, dumps
 from core.store.transitions import settings_get, settings_put
@@ -83,7 +85,7 @@ class _Opener:
             await self._engine.stop()
 
 
-class Engine(EngineControl):
+class Engine(ScheduleEngine):
     """A durable priority task queue on SQLite. Open with `await Engine.open(path)`."""
 
     @classmethod
@@ -143,6 +145,7 @@ class Engine(EngineControl):
         # Trees and graphs: waiting parents whose children all ended are queued to finalize,
         # blocked tasks are checked against how their dependencies ended.
         counts["finalized"] = self._link_adopted(adopted)
+        self._load_schedules(await db.read_async(store_schedules.load))
         self.last_recovery = Recovery(**counts)
         if self.last_recovery.total:
             logger.info("recovered %s: %s", self.path, counts)
@@ -233,6 +236,7 @@ class Engine(EngineControl):
             self._runtime_info(),
             extra=lambda conn: settings_put(conn, "engine", self._runtime_info()),
         )
+        self._arm_all()
         for name, until in list(self._settings.paused_groups.items()):
             if until is not None:
                 self._timers.call_at(until, functools.partial(self._auto_resume_group, name, until))

@@ -40,6 +40,23 @@ class InvalidArgument(TaskdeckError, ValueError):
     """An argument of a control or query call is malformed."""
 
 
+class InvalidSchedule(TaskdeckError, ValueError):
+    """A schedule (or one of its options) is malformed; nothing was written."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+class ScheduleNotFound(TaskdeckError, LookupError):
+    """No schedule has this id."""
+
+    def __init__(self, schedule_id: int) -> None:
+        super().__init__(f"schedule {schedule_id} does not exist")
+        self.schedule_id = schedule_id
+
+
 class InvalidDependency(TaskdeckError, ValueError):
     """A dependency names a missing task or forms a cycle."""
 

@@ -30,8 +30,9 @@ from core.lock import EngineLock
 from core.registry import KindSpec
 from core.store import queries as q
 from core.store.database import Database
+from core.store.schedules import SchedRow
 from core.store.tasks import NewTask, SubmitEffects
-from core.timers import Timers
+from core.timers import TimerHandle, Timers
 from core.types import (
     DEFAULT_RETRY,
     JSON,
@@ -132,6 +133,10 @@ class EngineBase(ABC):
         """Queue buffered log lines and progress for the next commit."""
 
     @abstractmethod
+    def _on_external_events(self, events: list[Any]) -> None:
+        """Events other processes committed (raw rows), after the mirror took them in."""
+
+    @abstractmethod
     def _link(self, t: MirrorTask, blockers: Iterable[int]) -> None:
         """Record a new task's parent and the unfinished dependencies it waits for."""
 
@@ -185,6 +190,9 @@ class EngineBase(ABC):
         self._kids: dict[int, set[int]] = {}  # parent id -> ids of its live children
         self._dependents: dict[int, set[int]] = {}  # task id -> blocked tasks waiting on it
         self._fail_reasons: dict[int, str] = {}  # running parents failed fast by a child
+        self._scheds: dict[int, SchedRow] = {}  # schedules, by id
+        self._sched_timers: dict[int, TimerHandle] = {}
+        self._sched_runs: dict[int, set[int]] = {}  # schedule id -> its active tasks
         self._group_running: dict[str | None, int] = {}
         self._waiters: dict[int, list[asyncio.Future[None]]] = {}
         self._log_buffer: list[tuple[int, float, str, str]] = []
@@ -275,6 +283,9 @@ class EngineBase(ABC):
                 fail_fast=t.fail_fast,
                 dep_policy=t.dep_policy,
             )
+            m.schedule_id = t.schedule_id
+            if t.schedule_id is not None:
+                self._sched_runs.setdefault(t.schedule_id, set()).add(task_id)
             self._tasks[task_id] = m
             if state == TaskState.PENDING:
                 self._make_pending(m)
@@ -315,23 +326,8 @@ class EngineBase(ABC):
     def _adopt(self, row: tuple[Any, ...]) -> MirrorTask:
         """Put a task row (from load_active) into the mirror and, if ready, the queue.
         The caller links it into its tree and graph (_on_adopted)."""
-        (
-            id_,
-            kind,
-            priority,
-            pos,
-            grp,
-            state,
-            reasons,
-            run_at,
-            expires_at,
-            parent_id,
-            started,
-            label,
-            attempt,
-            phase,
-            options,
-        ) = row
+        (id_, kind, priority, pos, grp, state, reasons, run_at, expires_at, parent_id, started, label,
+         attempt, phase, options, schedule_id) = row  # fmt: skip
         opts = json.loads(options) if options else {}
         t = self._tasks.get(id_)
         if t is None:
@@ -371,6 +367,9 @@ class EngineBase(ABC):
             )
             t.attempt = attempt
         t.phase = phase
+        t.schedule_id = schedule_id
+        if schedule_id is not None:
+            self._sched_runs.setdefault(schedule_id, set()).add(id_)
         t.fail_fast = opts.get("fail_fast", True)
         t.dep_policy = opts.get("on_dependency_failure", "cancel")
         if state == TaskState.PENDING:
@@ -547,6 +546,7 @@ class EngineBase(ABC):
                 self._request_tick()
             if changed:
                 self._refresh(changed)
+            self._on_external_events(events)
             self._bus.publish(events)
             if len(events) < 1000:
                 return

@@ -6,9 +6,10 @@ import asyncio
 import heapq
 import itertools
 import logging
+import time
 from collections.abc import Callable
 
-from core.clock import Clock, from_ts
+from core.clock import WALL_RECHECK_SECONDS, Clock, SystemClock, from_ts
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +47,27 @@ class Timers:
             self._changed.set()
         return handle
 
+    async def _run_on_loop_timers(self, changed: asyncio.Event) -> None:
+        """The real clock: one loop timer for the earliest deadline (no sleeper tasks, and
+        as precise as the loop), re-checking wall time at least once a minute."""
+        loop = asyncio.get_running_loop()
+        wake: asyncio.TimerHandle | None = None
+        try:
+            while True:
+                changed.clear()
+                self.fire_due()
+                when = self.next_deadline()
+                if wake is not None:
+                    wake.cancel()
+                    wake = None
+                if when is not None:
+                    delay = max(0.0, when - time.time())
+                    wake = loop.call_later(min(delay, WALL_RECHECK_SECONDS), changed.set)
+                await changed.wait()
+        finally:
+            if wake is not None:
+                wake.cancel()
+
     def next_deadline(self) -> float | None:
         while self._heap and self._heap[0][2].cancelled:
             heapq.heappop(self._heap)
@@ -68,6 +90,8 @@ class Timers:
     async def run(self) -> None:
         """The service loop; runs until cancelled."""
         self._changed = changed = asyncio.Event()
+        if type(self._clock) is SystemClock:
+            await self._run_on_loop_timers(changed)
         while True:
             changed.clear()
             self.fire_due()

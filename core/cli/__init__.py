@@ -19,8 +19,11 @@ from core.cli.commands import COMMANDS, Context
 from core.cli.database import resolve
 from core.cli.errors import CommandError, UsageError
 from core.cli.output import err, out
+from core.cli.schedules import schedule
 
 __all__ = ["main"]
+
+COMMANDS["schedule"] = schedule
 
 NO_WINDOW = (
     "taskdeck: the window is not built yet; running the headless worker instead "

@@ -302,6 +302,10 @@ def build() -> Parser:
     )
     p.add_argument("--count", type=count, metavar="N", help="exit after N events")
 
+    from core.cli.schedules import add_parser as add_schedule_parser
+
+    add_schedule_parser(add)
+
     p = add("worker", "run the engine headless until SIGINT or SIGTERM")
     p.add_argument("-v", "--verbose", action="store_true", help="log what the engine does")
     return parser

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from core.store.db import MEMORY, connect
@@ -14,6 +16,8 @@ from core.store.transitions import Transitions
 from core.store.writer import EventSink, RawEvent, Writer
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
+CHECKPOINT_EVERY_COMMITS = 500  # about what SQLite's own 1000-page autocheckpoint does here
 
 
 class Database:
@@ -46,6 +50,31 @@ class Database:
         self._local = threading.local()
         self._thread_conns: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        # WAL checkpoints copy pages into the database file and fsync it: milliseconds the
+        # loop (and the window) must not wait for. They run on a thread of their own.
+        self._checkpointing = False
+        self._checkpointed_at = 0
+        self._checkpointer: ThreadPoolExecutor | None = None
+        if not self.memory:
+            conn.execute("PRAGMA wal_autocheckpoint = 0")
+            self.writer.after_commit = self._maybe_checkpoint
+
+    def _maybe_checkpoint(self, commits: int) -> None:
+        if self._checkpointing or commits - self._checkpointed_at < CHECKPOINT_EVERY_COMMITS:
+            return
+        self._checkpointing = True
+        self._checkpointed_at = commits
+        if self._checkpointer is None:
+            self._checkpointer = ThreadPoolExecutor(1, thread_name_prefix="taskdeck-checkpoint")
+        self._checkpointer.submit(self._checkpoint)
+
+    def _checkpoint(self) -> None:
+        try:
+            self._read_in_thread(lambda c: c.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone())
+        except sqlite3.Error:
+            logger.warning("a WAL checkpoint of %s failed", self.path, exc_info=True)
+        finally:
+            self._checkpointing = False
 
     def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """A short read on the calling (loop) thread."""
@@ -67,6 +96,8 @@ class Database:
         return fn(conn)
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.shutdown(wait=True)
         self.writer.close()
         with self._lock:
             for c in self._thread_conns:

@@ -342,10 +342,11 @@ class TaskSql:
         self, conn: sqlite3.Connection, ids: Iterable[int] | None = None
     ) -> list[tuple[Any, ...]]:
         """Dispatch fields of active tasks: (id, kind, priority, pos, grp, state, reasons,
-        run_at, expires_at, parent_id, started, label, attempt, phase, options)."""
+        run_at, expires_at, parent_id, started, label, attempt, phase, options, schedule_id)."""
         sql = (
             "SELECT id, kind, priority, coalesce(position, id), grp, state, pause_reasons, run_at, "
-            "expires_at, parent_id, started_at IS NOT NULL, label, attempt, phase, options FROM tasks "
+            "expires_at, parent_id, started_at IS NOT NULL, label, attempt, phase, options, schedule_id "
+            "FROM tasks "
             f"WHERE state IN {ACTIVE_SQL}"
         )
         if ids is None:

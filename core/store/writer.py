@@ -89,6 +89,7 @@ class Writer:
         self._idle.set()
         conn.execute(f"PRAGMA busy_timeout = {INLINE_BUSY_MS}")
         self.commits = 0
+        self.after_commit: Callable[[int], None] | None = None  # e.g. the checkpointer
 
     # -- queueing ---------------------------------------------------------------------
 
@@ -156,7 +157,7 @@ class Writer:
             sink.clear()
             self._rollback()
             raise
-        self.commits += 1
+        self._committed()
         if sink:
             events = sink[:]
             sink.clear()
@@ -185,7 +186,7 @@ class Writer:
             self._rollback()
             self._sink.pending.clear()
             outcomes = [(None, e) for _ in batch]
-        self.commits += 1
+        self._committed()
         self._deliver(batch, outcomes)
 
     # -- thread path ------------------------------------------------------------------
@@ -229,7 +230,7 @@ class Writer:
             self._rollback()
             self._sink.pending.clear()
             return [(None, e) for _ in batch]
-        self.commits += 1
+        self._committed()
         return outcomes
 
     def _thread_done(self, batch: list[_Queued], outcomes: list[tuple[Any, BaseException | None]]) -> None:
@@ -276,6 +277,11 @@ class Writer:
             outcomes.append((result, None))
         sink.clear()
         return outcomes
+
+    def _committed(self) -> None:
+        self.commits += 1
+        if self.after_commit is not None:
+            self.after_commit(self.commits)
 
     def _rollback(self) -> None:
         with contextlib.suppress(sqlite3.OperationalError):  # no transaction was active

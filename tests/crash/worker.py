@@ -298,6 +298,18 @@ async def scenario_tree(engine: Engine, args: argparse.Namespace, emit: Emit) ->
     await asyncio.Event().wait()
 
 
+async def scenario_schedule(engine: Engine, args: argparse.Namespace, emit: Emit) -> None:
+    """A schedule firing a step task every --every seconds (overlap skip, misfire run_once
+    with --grace). Prints SCHEDULED <sid>, then FIRED <task id> <nominal instant> per fire."""
+    payload = step_payload(args, first_delay=HANG_SECONDS if args.hang else None)
+    sid = await engine.schedules.add("step", payload, every=args.every, overlap="skip", misfire="run_once",
+                                     misfire_grace=args.grace)  # fmt: skip
+    emit(f"SCHEDULED {sid}")
+    async for ev in engine.events():
+        if ev.kind == EventKind.SCHEDULE_FIRED:
+            emit(f"FIRED {ev.task_id} {ev.data['at']!r}")
+
+
 SCENARIOS = {
     "submits": scenario_submits,
     "burst": scenario_burst,
@@ -307,6 +319,7 @@ SCENARIOS = {
     "mixed": scenario_mixed,
     "pause": scenario_pause,
     "tree": scenario_tree,
+    "schedule": scenario_schedule,
 }
 
 
@@ -367,6 +380,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--events", action="store_true", help="print DONE lines for terminal events")
     p.add_argument("--then-resume", action="store_true", help="pause: resume the task after pausing it")
     p.add_argument("--all", action="store_true", help="pause: pause_all() instead of pause(id)")
+    p.add_argument("--every", type=float, default=0.5, help="schedule: seconds between fires")
+    p.add_argument("--grace", type=float, default=60.0, help="schedule: misfire grace in seconds")
     p.add_argument("--hang-finalize", action="store_true", help="tree: finalize never ends")
     p.add_argument("--max-seconds", type=float, default=300.0, help="exit on our own after this")
     return p.parse_args(argv)
