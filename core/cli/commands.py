@@ -65,7 +65,7 @@ async def submit(ctx: Context) -> int:
         retry = None if a.max_retries is None else _retry_policy(c, a.kind, a.max_retries)
         res = await c.submit(
             a.kind,
-            {} if a.payload is None else a.payload,
+            vars(a).get("payload", {}),
             priority=a.priority,
             key=a.key,
             on_duplicate=a.on_duplicate,

@@ -316,6 +316,7 @@ def _add_submit(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--payload",
         type=payload,
+        default=argparse.SUPPRESS,  # absent means {}, while --payload null means null
         metavar="JSON",
         help="the payload as JSON, or @FILE (default: {})",
     )

@@ -34,7 +34,11 @@ def add_parser(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
     trigger.add_argument("--every", type=p.positive_duration, metavar="S", help="fixed rate: 90, 15m, 2h, 1d")
     trigger.add_argument("--at", type=p.moment, metavar="ISO", help="once, at this date-time")
     a.add_argument(
-        "--payload", type=p.payload, metavar="JSON", help="the payload as JSON, or @FILE (default: {})"
+        "--payload",
+        type=p.payload,
+        default=argparse.SUPPRESS,
+        metavar="JSON",
+        help="the payload as JSON, or @FILE (default: {})",
     )
     a.add_argument("--name", type=p.text)
     a.add_argument("--tz", type=p.text, metavar="ZONE", help="IANA time zone for --cron (default: local)")
@@ -89,7 +93,7 @@ async def _add(ctx: Context) -> int:
         pause_after_failures=a.pause_after_failures,
         **options,
     )
-    payload = a.payload if a.payload is not None else {}
+    payload = vars(a).get("payload", {})
     added: list[int] = []
 
     async def apply(x: Engine | Client) -> None:
