@@ -562,11 +562,21 @@ class EngineControl(TaskTrees):
         db = self._db
         now = self._now()
 
+        # A subscriber of this engine that lags behind still gets every event: events it
+        # has not read stay (without their task) until it has, then a sweep takes them.
+        readable = self._bus.min_cursor()
+        swept, self._events_swept = (
+            self._events_swept,
+            readable if readable is not None else self._bus.last_seq,
+        )
+
         def op(conn: Any) -> int:
             ids = q.prune_candidates(conn, keep=keep, older_than=cutoff, limit=PRUNE_BATCH)
             if ids:
-                q.delete_tasks(conn, ids)
+                q.delete_tasks(conn, ids, events_upto=readable)
                 q.record_pruned(db.sql, conn, now, ids, user=False)
+            if self._events_swept > swept:
+                q.sweep_events(conn, swept, self._events_swept)
             return len(ids)
 
         return await db.writer.run(op)

@@ -225,12 +225,12 @@ class Engine(ScheduleEngine):
         if self._started:
             return
         self._started = True
-        self._dispatching = True
         self._loop = asyncio.get_running_loop()
         self._stop_event = asyncio.Event()
         ready: asyncio.Future[None] = self._loop.create_future()
         self._main = asyncio.create_task(self._serve(ready), name=f"taskdeck engine {self.path}")
         await ready
+        self._dispatching = True  # only now: claimed tasks need the task group to run in
         await self._emit(
             EventKind.STARTED_ENGINE,
             self._runtime_info(),

@@ -67,6 +67,11 @@ class EventBus:
                 sub.progress[event.task_id] = event
             sub.wake()
 
+    def min_cursor(self) -> int | None:
+        """The oldest event seq some subscriber has read up to (None: no subscriber)."""
+        cursors = [sub.cursor for sub in self._subscribers]
+        return min(cursors) if cursors else None
+
     @property
     def subscribers(self) -> int:
         return len(self._subscribers)

@@ -190,6 +190,7 @@ class EngineBase(ABC):
         self._kids: dict[int, set[int]] = {}  # parent id -> ids of its live children
         self._dependents: dict[int, set[int]] = {}  # task id -> blocked tasks waiting on it
         self._fail_reasons: dict[int, str] = {}  # running parents failed fast by a child
+        self._events_swept = 0  # events of pruned tasks are swept up to this seq
         self._scheds: dict[int, SchedRow] = {}  # schedules, by id
         self._sched_timers: dict[int, TimerHandle] = {}
         self._sched_runs: dict[int, set[int]] = {}  # schedule id -> its active tasks

@@ -247,17 +247,31 @@ def _referenced_ids_sql() -> str:
     )
 
 
-def delete_tasks(conn: sqlite3.Connection, ids: Sequence[int]) -> None:
+def delete_tasks(conn: sqlite3.Connection, ids: Sequence[int], events_upto: int | None = None) -> None:
+    """Delete tasks with their logs and edges, and their events up to seq `events_upto`
+    (later ones stay for subscribers that have not read them yet; see sweep_events)."""
     for i in range(0, len(ids), 500):
         chunk = list(ids[i : i + 500])
         marks = ",".join("?" * len(chunk))
         # The newest event stays, or its seq would be handed out again.
         conn.execute(
-            f"DELETE FROM events WHERE task_id IN ({marks}) AND seq < (SELECT max(seq) FROM events)", chunk
+            f"DELETE FROM events WHERE task_id IN ({marks}) AND seq < (SELECT max(seq) FROM events) "
+            "AND seq <= ?",
+            [*chunk, events_upto if events_upto is not None else 2**62],
         )
         conn.execute(f"DELETE FROM logs WHERE task_id IN ({marks})", chunk)
         conn.execute(f"DELETE FROM task_deps WHERE task_id IN ({marks})", chunk)
         conn.execute(f"DELETE FROM tasks WHERE id IN ({marks})", chunk)
+
+
+def sweep_events(conn: sqlite3.Connection, after: int, upto: int) -> int:
+    """Delete events in (after, upto] whose task is gone (kept earlier for a lagging
+    subscriber); returns how many went."""
+    return conn.execute(
+        "DELETE FROM events WHERE seq > ? AND seq <= ? AND seq < (SELECT max(seq) FROM events) "
+        "AND task_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM tasks WHERE tasks.id = events.task_id)",
+        (after, upto),
+    ).rowcount
 
 
 def deletable_history(conn: sqlite3.Connection, ids: Iterable[int]) -> list[int]:

@@ -89,3 +89,31 @@ async def test_given_a_subscriber_that_lags_behind_the_ring_then_it_pages_events
             got.append(ev)
     assert [e.seq for e in got] == sorted(e.seq for e in got)
     assert sum(1 for e in got if e.kind == "completed") == 3000
+
+
+async def test_given_retention_prunes_tasks_then_a_lagging_subscriber_still_gets_every_event(
+    db_path: Path, clock: FakeClock
+) -> None:
+    async def noop(ctx: Any, payload: Any) -> None:
+        return None
+
+    eng = await Engine.open(db_path, EngineConfig(clock=clock, retention_keep=50))
+    eng.register("noop", noop)
+    await eng.start()
+    it = eng.events()
+    res = await eng.submit_many([Submission("noop") for _ in range(1500)])
+    await eng.wait(res[-1].id, timeout=60)
+    while eng.tasks() or eng._prune_running:
+        await asyncio.sleep(0.01)
+    await eng.prune_history(keep=50)
+    assert eng.counts()["completed"] == 50  # the tasks are gone...
+    completed = []
+    while len(completed) < 1500:
+        ev = await asyncio.wait_for(anext(it), 10)
+        if ev.kind == "completed":
+            completed.append(ev.task_id)
+    assert completed == sorted(completed) and len(set(completed)) == 1500  # ...their events were read
+    await it.aclose()  # type: ignore[attr-defined]
+    await eng.prune_history(keep=50)  # now the sweep takes the events nobody needs
+    assert eng.events_of(res[0].id) == []
+    await eng.stop()
