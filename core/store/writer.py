@@ -237,7 +237,9 @@ class Writer:
         self._busy = False
         self._idle.set()
         self._deliver(batch, outcomes)
-        self.flush()
+        # Wait one turn of the loop before the next batch: callers woken just now (a
+        # submit loop, say) queue their next write first, and it shares that commit.
+        self._get_loop().call_soon(self.flush)
 
     # -- shared -----------------------------------------------------------------------
 
