@@ -8,7 +8,14 @@ PYTHON_FOR_VENV := $(shell for p in python3.13 python3.12 python3.11 python3; do
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
 	&& { echo $$p; break; }; done)
 
-.PHONY: run test bench lint typecheck clean venv
+# What the window needs from the system (Qt's xcb plugin), and the virtual display and
+# window manager the GUI tests run on. Debian/Ubuntu package names.
+QT_DEBS   := libxcb-cursor0 libxkbcommon-x11-0 libxkbcommon0 libxcb-icccm4 libxcb-keysyms1 \
+	libxcb-image0 libxcb-render-util0 libxcb-randr0 libxcb-shape0 libxcb-xkb1 libxcb-xfixes0 \
+	libxcb-sync1 libxcb-shm0 libxcb-xinerama0 libx11-xcb1 libgl1 libegl1 libfontconfig1 libdbus-1-3
+TEST_DEBS := xvfb xauth openbox
+
+.PHONY: run test bench bench-deps lint typecheck clean venv system-deps system-deps-test screenshots
 
 $(VENV)/.installed: pyproject.toml
 	@test -n "$(PYTHON_FOR_VENV)" || { echo "Taskdeck needs Python 3.11 or newer on PATH." >&2; exit 1; }
@@ -19,20 +26,39 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
-run: venv
-	@echo "Taskdeck: the window is not built yet; starting the headless worker on the default database."
-	@echo "Use '$(BIN)/taskdeck --help' in another terminal to submit and watch tasks. Ctrl+C stops it."
-	$(BIN)/taskdeck worker
+# Installs what is missing when run as root with apt-get; otherwise prints the command.
+system-deps:
+	@./.ci/system-deps $(QT_DEBS)
 
-test: venv
+system-deps-test:
+	@./.ci/system-deps $(QT_DEBS) $(TEST_DEBS)
+
+run: venv system-deps
+	$(BIN)/python -m desktop
+
+test: venv system-deps-test
 	$(BIN)/python -m pytest -p no:cacheprovider -q
 
-bench: venv
+# PNGs of both panes, light and dark, with realistic data, into docs/screenshots/.
+screenshots: venv system-deps-test
+	xvfb-run -a -s "-screen 0 1600x1000x24" $(BIN)/python -m tests.desktop.screenshots docs/screenshots
+
+# rsync is the peer of the sync benchmark (tests/bench/bench_jobs.py): installed when
+# missing (as root, with apt-get); otherwise that one figure is reported as missing.
+bench-deps:
+	@command -v rsync >/dev/null 2>&1 || { \
+	if [ "$$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "Installing rsync for the sync benchmark"; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		apt-get install -y -qq --no-install-recommends rsync >/dev/null; \
+	else echo "rsync is missing: bench_jobs reports no sync figure (install rsync)" >&2; fi; }
+
+bench: venv bench-deps
 	$(BIN)/python -m tests.bench.run_all
 
 lint: venv
-	$(BIN)/ruff check core tests
-	$(BIN)/ruff format --check core tests
+	$(BIN)/ruff check core desktop tests
+	$(BIN)/ruff format --check core desktop tests
 	$(BIN)/lint-imports
 
 typecheck: venv

@@ -114,8 +114,9 @@ def test_given_a_worker_when_pause_all_then_new_tasks_wait_until_resume_all(
 
 
 def test_given_a_worker_then_kinds_lists_what_it_published(db: Path, worker: Process) -> None:
-    kinds = ok(db, "kinds", "--json").json
-    assert [k["kind"] for k in kinds] == ["demo.sleep"]
+    kinds = {k["kind"]: k for k in ok(db, "kinds", "--json").json}
+    assert {"demo.sleep", "resize.images", "files.copy", "command.run"} <= set(kinds)
+    assert kinds["resize.images"]["schema"]["type"] == "object"  # published with its payload schema
 
 
 def test_given_a_worker_when_watching_then_each_event_is_one_line(

@@ -1,0 +1,324 @@
+"""New job: pick a kind, fill a form generated from its payload schema, with inline
+validation (the schema the engine checks at submit). Every registered kind can be queued
+from here before it has a dialog of its own."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import jsonschema
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QLabel,
+    QLineEdit,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core import KindInfo, Priority
+from desktop.views.widgets import name
+
+PRIORITIES = (
+    ("Critical", Priority.CRITICAL),
+    ("High", Priority.HIGH),
+    ("Normal", Priority.NORMAL),
+    ("Low", Priority.LOW),
+    ("Idle", Priority.IDLE),
+)
+_UNSET = object()
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    kind: str
+    payload: dict[str, Any]
+    label: str | None
+    priority: int
+    group: str | None
+
+
+class _Field:
+    """One payload property: its editor, how to read it, its error label."""
+
+    def __init__(self, key: str, spec: dict[str, Any], required: bool) -> None:
+        self.key = key
+        self.spec = spec
+        self.required = required
+        self.error = QLabel()
+        name(self.error, f"error_{key}", f"Problem with {key}")
+        self.error.setProperty("role", "error")
+        self.error.hide()
+        types = spec.get("type", "string")
+        types = [types] if isinstance(types, str) else list(types)
+        self.kind = next((t for t in types if t != "null"), "string")
+        self.widget: QWidget
+        description = str(spec.get("description", ""))
+        if "enum" in spec:
+            box = QComboBox()
+            if not required:
+                box.addItem("(default)", _UNSET)
+            for v in spec["enum"]:
+                box.addItem(json.dumps(v) if not isinstance(v, str) else v, v)
+            if "default" in spec:
+                box.setCurrentIndex(max(0, box.findData(spec["default"])))
+            self.widget = box
+        elif self.kind == "boolean":
+            self.widget = QCheckBox(description or key)
+            self.widget.setChecked(bool(spec.get("default", False)))
+        elif self.kind in ("number", "integer"):
+            edit = QLineEdit()
+            edit.setPlaceholderText(
+                f"default {spec['default']}"
+                if "default" in spec
+                else ("required" if required else "optional")
+            )
+            self.widget = edit
+        elif self.kind == "array":
+            edit = QLineEdit()
+            edit.setPlaceholderText("one or more values, separated by ;")
+            self.widget = edit
+        elif self.kind == "object":
+            edit = QLineEdit()
+            edit.setPlaceholderText("JSON object, e.g. {}")
+            self.widget = edit
+        else:
+            edit = QLineEdit()
+            edit.setPlaceholderText("required" if required else "optional")
+            if "default" in spec:
+                edit.setPlaceholderText(f"default {spec['default']}")
+            self.widget = edit
+        name(self.widget, f"field_{key}", key.replace("_", " "))
+        if description:
+            self.widget.setToolTip(description)
+            self.widget.setAccessibleDescription(description)
+
+    def value(self) -> Any:
+        """The value to put in the payload, _UNSET to leave the key out, or raise
+        ValueError with a message for the error label."""
+        w = self.widget
+        if isinstance(w, QComboBox):
+            return w.currentData()
+        if isinstance(w, QCheckBox):
+            return w.isChecked() if (w.isChecked() or self.required or "default" in self.spec) else _UNSET
+        assert isinstance(w, QLineEdit)
+        text = w.text().strip()
+        if not text:
+            return _UNSET
+        if self.kind == "integer":
+            try:
+                return int(text)
+            except ValueError:
+                raise ValueError("must be a whole number") from None
+        if self.kind == "number":
+            try:
+                return float(text) if any(c in text for c in ".eE") else int(text)
+            except ValueError:
+                raise ValueError("must be a number") from None
+        if self.kind == "array":
+            return [p.strip() for p in text.split(";") if p.strip()]
+        if self.kind == "object":
+            try:
+                return json.loads(text)
+            except ValueError as e:
+                raise ValueError(f"must be JSON: {e}") from None
+        return text
+
+    def connect(self, slot: Any) -> None:
+        w = self.widget
+        if isinstance(w, QComboBox):
+            w.currentIndexChanged.connect(slot)
+        elif isinstance(w, QCheckBox):
+            w.toggled.connect(slot)
+        elif isinstance(w, QLineEdit):
+            w.textChanged.connect(slot)
+
+
+class NewJobDialog(QDialog):
+    def __init__(
+        self, kinds: list[KindInfo], initial: str | None = None, parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        name(self, "newJobDialog", "New job")
+        self.setWindowTitle("New job")
+        self.setMinimumWidth(480)
+        self._kinds = {k.kind: k for k in kinds}
+        lay = QVBoxLayout(self)
+        top = QFormLayout()
+        self.kind = QComboBox()
+        name(self.kind, "jobKind", "Kind of job")
+        for k in kinds:
+            self.kind.addItem(k.kind, k.kind)
+            if k.description:
+                self.kind.setItemData(self.kind.count() - 1, k.description, Qt.ItemDataRole.ToolTipRole)
+        top.addRow("&Kind:", self.kind)
+        self.description = QLabel()
+        name(self.description, "jobKindDescription", "What this kind does")
+        self.description.setWordWrap(True)
+        top.addRow("", self.description)
+        lay.addLayout(top)
+        self.form_host = QWidget()
+        self.form_host.setObjectName("jobPayloadForm")
+        self.form = QFormLayout(self.form_host)
+        lay.addWidget(self.form_host)
+        common = QFormLayout()
+        self.label = QLineEdit()
+        name(self.label, "jobLabel", "Name shown in the queue")
+        self.label.setPlaceholderText("optional: a name to show instead of the kind")
+        common.addRow("&Name:", self.label)
+        self.priority = QComboBox()
+        name(self.priority, "jobPriority", "Priority")
+        for title, p in PRIORITIES:
+            self.priority.addItem(title, int(p))
+        self.priority.setCurrentIndex(2)
+        common.addRow("&Priority:", self.priority)
+        self.group = QLineEdit()
+        name(self.group, "jobGroup", "Group")
+        self.group.setPlaceholderText("optional: jobs of a group share a limit and a pause switch")
+        common.addRow("&Group:", self.group)
+        lay.addLayout(common)
+        self.problem = QLabel()
+        name(self.problem, "jobProblem", "Problem with the job")
+        self.problem.setProperty("role", "error")
+        self.problem.setWordWrap(True)
+        self.problem.hide()
+        lay.addWidget(self.problem)
+        self.buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        self.buttons.setObjectName("jobButtons")
+        ok = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
+        ok.setText("Add to queue")
+        name(ok, "jobAdd", "Add to queue")
+        cancel = self.buttons.button(QDialogButtonBox.StandardButton.Cancel)
+        name(cancel, "jobCancel", "Cancel")
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        lay.addWidget(self.buttons)
+        self._fields: list[_Field] = []
+        self._job: NewJob | None = None
+        self.kind.currentIndexChanged.connect(lambda _: self._build())
+        if initial is not None and initial in self._kinds:
+            self.kind.setCurrentIndex(self.kind.findData(initial))
+        self._build()
+
+    def _build(self) -> None:
+        while self.form.rowCount():
+            self.form.removeRow(0)
+        self._fields = []
+        info = self._kinds.get(self.kind.currentData() or "")
+        self.description.setText(info.description or "" if info else "No kinds are registered.")
+        schema = (info.schema if info else None) or {}
+        props: dict[str, Any] = schema.get("properties") or {}
+        required = set(schema.get("required") or [])
+        for key, spec in props.items():
+            f = _Field(key, spec if isinstance(spec, dict) else {}, key in required)
+            label = key.replace("_", " ").capitalize() + ("*" if f.required else "") + ":"
+            holder = QWidget()
+            v = QVBoxLayout(holder)
+            v.setContentsMargins(0, 0, 0, 0)
+            v.setSpacing(2)
+            v.addWidget(f.widget)
+            v.addWidget(f.error)
+            self.form.addRow(label, holder)
+            f.connect(lambda *_: self.validate())
+            self._fields.append(f)
+        if info is not None and info.priority != Priority.NORMAL:
+            i = self.priority.findData(info.priority)
+            if i >= 0:
+                self.priority.setCurrentIndex(i)
+        self.validate()
+
+    def validate(self) -> bool:
+        """Check the form against the kind's schema; problems show under their field."""
+        ok_button = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
+        info = self._kinds.get(self.kind.currentData() or "")
+        if info is None:
+            ok_button.setEnabled(False)
+            return False
+        payload: dict[str, Any] = {}
+        problems: dict[str, str] = {}
+        for f in self._fields:
+            try:
+                value = f.value()
+            except ValueError as e:
+                problems[f.key] = str(e)
+                continue
+            if value is not _UNSET:
+                payload[f.key] = value
+        general = ""
+        if info.schema:
+            validator = jsonschema.Draft202012Validator(info.schema)
+            for err in validator.iter_errors(payload):
+                path = list(err.absolute_path)
+                if path and isinstance(path[0], str):
+                    problems.setdefault(path[0], _plain(err))
+                elif err.validator == "required":
+                    missing = str(err.message).split("'")[1] if "'" in str(err.message) else ""
+                    if missing:
+                        problems.setdefault(missing, "is required")
+                    else:
+                        general = _plain(err)
+                else:
+                    general = _plain(err)
+        for f in self._fields:
+            text = problems.get(f.key, "")
+            f.error.setText(text)
+            f.error.setVisible(bool(text))
+            f.widget.setProperty("invalid", bool(text))
+        self.problem.setText(general)
+        self.problem.setVisible(bool(general))
+        valid = not problems and not general
+        ok_button.setEnabled(valid)
+        self._job = (
+            NewJob(
+                kind=info.kind,
+                payload=payload,
+                label=self.label.text().strip() or None,
+                priority=int(self.priority.currentData()),
+                group=self.group.text().strip() or None,
+            )
+            if valid
+            else None
+        )
+        return valid
+
+    def field(self, key: str) -> QWidget | None:
+        for f in self._fields:
+            if f.key == key:
+                return f.widget
+        return None
+
+    def error_text(self, key: str) -> str:
+        for f in self._fields:
+            if f.key == key:
+                return f.error.text() if not f.error.isHidden() else ""
+        return ""
+
+    def job(self) -> NewJob | None:
+        if not self.validate():
+            return None
+        return self._job
+
+    def accept(self) -> None:
+        if self.validate():
+            super().accept()
+
+
+def _plain(err: jsonschema.ValidationError) -> str:
+    msg = str(err.message)
+    if err.validator == "minimum":
+        return f"must be at least {err.validator_value}"
+    if err.validator == "maximum":
+        return f"must be at most {err.validator_value}"
+    if err.validator == "type":
+        return f"must be of type {err.validator_value}"
+    if err.validator == "enum":
+        return "must be one of " + ", ".join(json.dumps(v) for v in err.validator_value)
+    return msg

@@ -1,0 +1,136 @@
+"""Themes: the QSS files in resources/themes and the few colours models need for data
+(state text, greyed rows). No stylesheet strings live in widgets."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QGuiApplication, QPalette
+from PySide6.QtWidgets import QApplication
+
+THEMES = ("system", "light", "dark")
+
+
+def resources_dir() -> Path:
+    """resources/ beside the packages (a source checkout or an editable install), else
+    the copy an installed bundle keeps in share/taskdeck."""
+    here = Path(__file__).resolve().parent.parent / "resources"
+    if here.is_dir():
+        return here
+    return Path(sys.prefix) / "share" / "taskdeck" / "resources"
+
+
+@dataclass(frozen=True, slots=True)
+class StateColors:
+    running: QColor
+    failed: QColor
+    paused: QColor
+    completed: QColor
+    muted: QColor
+    bar: QColor
+
+
+_LIGHT = StateColors(
+    running=QColor("#1d5fbf"),
+    failed=QColor("#b3261e"),
+    paused=QColor("#8a5a00"),
+    completed=QColor("#2b6b2f"),
+    muted=QColor("#6b6f76"),
+    bar=QColor("#4f86d6"),
+)
+_DARK = StateColors(
+    running=QColor("#7fb0ff"),
+    failed=QColor("#ff8a80"),
+    paused=QColor("#f0c060"),
+    completed=QColor("#8fd694"),
+    muted=QColor("#9aa0a8"),
+    bar=QColor("#3d6fb6"),
+)
+
+_current = "light"
+
+
+def system_is_dark() -> bool:
+    hints = QGuiApplication.styleHints()
+    scheme = hints.colorScheme() if hints is not None else Qt.ColorScheme.Unknown
+    if scheme == Qt.ColorScheme.Dark:
+        return True
+    if scheme == Qt.ColorScheme.Light:
+        return False
+    window = QGuiApplication.palette().color(QPalette.ColorRole.Window)
+    return window.lightness() < 128
+
+
+def effective(theme: str) -> str:
+    if theme == "system":
+        return "dark" if system_is_dark() else "light"
+    return theme if theme in ("light", "dark") else "light"
+
+
+def apply_theme(app: QApplication, theme: str) -> str:
+    """Apply a theme ("system", "light" or "dark"); returns the one applied."""
+    global _current
+    name = effective(theme)
+    _current = name
+    app.setStyle("Fusion")
+    app.setPalette(_palette(name))
+    qss = resources_dir() / "themes" / f"{name}.qss"
+    try:
+        app.setStyleSheet(qss.read_text(encoding="utf-8"))
+    except OSError:
+        app.setStyleSheet("")
+    app.setProperty("taskdeckTheme", name)
+    return name
+
+
+def current() -> str:
+    return _current
+
+
+def colors() -> StateColors:
+    return _DARK if _current == "dark" else _LIGHT
+
+
+def _palette(name: str) -> QPalette:
+    p = QPalette()
+    if name == "dark":
+        base, window, text, mid = "#1e2126", "#262a30", "#e6e8eb", "#3a3f47"
+        highlight, hl_text, disabled = "#3d6fb6", "#ffffff", "#80868f"
+    else:
+        base, window, text, mid = "#ffffff", "#f3f4f6", "#1f2328", "#d0d4da"
+        highlight, hl_text, disabled = "#cfe0fa", "#102040", "#8a9099"
+    R = QPalette.ColorRole
+    for role, value in (
+        (R.Window, window),
+        (R.Base, base),
+        (R.AlternateBase, window),
+        (R.Text, text),
+        (R.WindowText, text),
+        (R.ButtonText, text),
+        (R.Button, window),
+        (R.Highlight, highlight),
+        (R.HighlightedText, hl_text),
+        (R.ToolTipBase, base),
+        (R.ToolTipText, text),
+        (R.PlaceholderText, disabled),
+        (R.Mid, mid),
+        (R.Midlight, mid),
+        (R.Light, base),
+        (R.Dark, mid),
+    ):
+        p.setColor(role, QColor(value))
+    for role in (R.Text, R.WindowText, R.ButtonText):
+        p.setColor(QPalette.ColorGroup.Disabled, role, QColor(disabled))
+    p.setColor(QPalette.ColorGroup.Inactive, R.Highlight, QColor(highlight))
+    p.setColor(QPalette.ColorGroup.Inactive, R.HighlightedText, QColor(hl_text))
+    return p
+
+
+def env_theme() -> str | None:
+    """TASKDECK_THEME overrides the stored choice (screenshots use it)."""
+    value = os.environ.get("TASKDECK_THEME")
+    return value if value in THEMES else None

@@ -1,0 +1,1 @@
+"""Widgets of the main window. They show models and call the bridge; no business logic."""

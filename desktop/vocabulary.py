@@ -1,0 +1,337 @@
+"""What the window says about a task: state labels in the words of ux §5, sizes, speeds,
+ETAs, and payload summaries with secrets masked. Pure functions: no Qt, no engine calls."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+from core import Priority, TaskRecord, TaskState
+
+__all__ = [
+    "Category",
+    "EtaSmoother",
+    "category",
+    "format_bytes",
+    "format_duration",
+    "format_eta",
+    "format_priority",
+    "format_rate",
+    "mask_secrets",
+    "payload_summary",
+    "state_label",
+]
+
+
+class Category(StrEnum):
+    """The sidebar's buckets; every task is in exactly one."""
+
+    RUNNING = "running"
+    QUEUED = "queued"  # pending (ready, scheduled or retrying later)
+    PAUSED = "paused"
+    BLOCKED = "blocked"  # dependencies, or a parent waiting for its parts
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"  # cancelled, expired, superseded, skipped
+
+
+def category(rec: TaskRecord) -> Category:
+    s = rec.state
+    if s == TaskState.RUNNING:
+        return Category.RUNNING
+    if s == TaskState.PENDING:
+        return Category.QUEUED
+    if s == TaskState.PAUSED:
+        return Category.PAUSED
+    if s in (TaskState.BLOCKED, TaskState.WAITING):
+        return Category.BLOCKED
+    if s == TaskState.COMPLETED:
+        return Category.COMPLETED
+    if s in (TaskState.FAILED, TaskState.DEPENDENCY_FAILED):
+        return Category.FAILED
+    return Category.CANCELLED
+
+
+_TERMINAL_LABELS = {
+    TaskState.COMPLETED: "Completed",
+    TaskState.CANCELLED: "Cancelled",
+    TaskState.EXPIRED: "Expired",
+    TaskState.SUPERSEDED: "Replaced by a newer job",
+    TaskState.DEPENDENCY_FAILED: "Skipped — dependency failed",
+    TaskState.SKIPPED: "Skipped — previous run still active",
+}
+_BLOCKED_IDS = re.compile(r"#(\d+)")
+_GROUP_LIMIT = re.compile(r"group (.+) at its limit \((\d+)\)")
+
+
+def _attempts(rec: TaskRecord) -> str:
+    if rec.max_retries is None:
+        return f"attempt {rec.attempt}"
+    return f"attempt {rec.attempt} of {rec.max_retries + 1}"
+
+
+_GENERIC_ERROR = re.compile(r"^(RuntimeError|Exception|Permanent|Error): ")
+
+
+def first_line(text: str | None, limit: int = 120) -> str:
+    """The first line of an error, without a generic exception name in front of it."""
+    line = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+    line = _GENERIC_ERROR.sub("", line)
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+class Names(Protocol):
+    def get(self, task_id: int, default: str | None = None, /) -> str | None: ...
+
+
+def state_label(
+    rec: TaskRecord,
+    now: datetime,
+    name_of: Names | None = None,
+) -> str:
+    """One label per state, the same words in the row, the tooltip and History.
+
+    `name_of` resolves the ids a blocked task waits for to names ("Blocked — waiting for
+    “fetch.jpg”")."""
+    s = rec.state
+    reason = rec.wait_reason or ""
+    if s == TaskState.RUNNING:
+        if reason == "stopping":
+            return "Stopping…"
+        return "Running"
+    if s == TaskState.FAILED:
+        err = first_line(rec.error)
+        return f"Failed — {err}" if err else "Failed"
+    if s.is_terminal:
+        return _TERMINAL_LABELS.get(s, s.value.capitalize())
+    if s == TaskState.PAUSED:
+        reasons = set(rec.pause_reasons)
+        if "user" in reasons:
+            return "Paused"
+        if "preempted" in reasons:
+            return "Paused — preempted"
+        if "group" in reasons:
+            return f"Paused — group {rec.group} paused" if rec.group else "Paused — group paused"
+        if "global" in reasons:
+            return "Paused — all jobs paused"
+        return "Paused"
+    if s == TaskState.BLOCKED:
+        ids = [int(m) for m in _BLOCKED_IDS.findall(reason)]
+        if not ids:
+            return "Blocked — waiting for another job"
+        names = [_quoted(i, name_of) for i in ids[:2]]
+        more = f" and {len(ids) - 2} more" if len(ids) > 2 or "…" in reason else ""
+        return f"Blocked — waiting for {', '.join(names)}{more}"
+    if s == TaskState.WAITING:
+        return "Waiting for parts"
+    # pending
+    if rec.run_at is not None and rec.run_at > now:
+        wait = (rec.run_at - now).total_seconds()
+        if rec.attempt > 1:
+            return f"Retrying in {format_duration(wait, coarse=True)} ({_attempts(rec)})"
+        return f"Scheduled — starts in {format_duration(wait, coarse=True)}"
+    if reason.startswith("queue held"):
+        return "Queued — stopped after current job"
+    m = _GROUP_LIMIT.match(reason)
+    if m:
+        return f"Waiting — group {m.group(1)} busy ({m.group(2)} at a time)"
+    if reason == "waiting for a slot":
+        return "Queued — waiting for a free slot"
+    if "disk" in reason or "network" in reason or "io" in reason.split():
+        return f"Waiting — {reason}"
+    return "Queued"
+
+
+def state_tooltip(label: str) -> str:
+    """A sentence explaining a state label (the row's tooltip)."""
+    if label.startswith("Queued — waiting for a free slot"):
+        return "All slots are busy; it starts when a running job ends (see “Run up to”)."
+    if label.startswith("Queued — stopped after current"):
+        return "“Stop after current” is on: no new job starts until you resume the queue."
+    if label.startswith("Retrying"):
+        return "The last attempt failed with an error that may go away; it retries by itself."
+    if label.startswith("Blocked"):
+        return "It runs once the jobs it depends on have completed."
+    if label.startswith("Waiting for parts"):
+        return "Its parts run as separate jobs; it finishes when they have ended."
+    if label.startswith("Paused — preempted"):
+        return "A more urgent job needed its slot; it resumes by itself afterwards."
+    if label.startswith("Paused — all"):
+        return "Everything is paused; use Resume all to continue."
+    if label.startswith("Skipped — dependency"):
+        return "A job it depended on failed or was cancelled, so it never ran."
+    return label
+
+
+def _quoted(task_id: int, name_of: Names | None) -> str:
+    name = name_of.get(task_id) if name_of is not None else None
+    return f"“{name}”" if name else f"#{task_id}"
+
+
+# -- numbers --------------------------------------------------------------------------------
+
+_UNITS = ("B", "kB", "MB", "GB", "TB")
+
+
+def format_bytes(n: float | None) -> str:
+    if n is None:
+        return ""
+    value = float(n)
+    for unit in _UNITS:
+        if abs(value) < 1000 or unit == _UNITS[-1]:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return ""  # pragma: no cover - the loop always returns
+
+
+# Progress "done/total" below this many units is a count of items (steps, files, parts),
+# not bytes: the engine does not say which (see the issue note).
+_ITEMS_BELOW = 100_000
+
+
+def format_rate(rec: TaskRecord) -> str:
+    """Speed of a running task: bytes/s when it reports bytes, else items/s."""
+    if rec.speed is None or rec.state != TaskState.RUNNING:
+        return ""
+    if rec.bytes_total is not None and rec.bytes_total >= _ITEMS_BELOW:
+        return f"{format_bytes(rec.speed)}/s"
+    return f"{rec.speed:.1f}/s" if rec.speed < 100 else f"{rec.speed:.0f}/s"
+
+
+def format_duration(seconds: float | None, *, coarse: bool = False) -> str:
+    """12 s, 3 min 20 s, 1 h 05 min; `coarse` drops seconds past two minutes."""
+    if seconds is None or math.isnan(seconds):
+        return ""
+    s = max(0, math.ceil(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        m, sec = divmod(s, 60)
+        if coarse and m >= 2:
+            return f"{m} min"
+        return f"{m} min {sec:02d} s" if sec else f"{m} min"
+    h, rest = divmod(s, 3600)
+    return f"{h} h {rest // 60:02d} min"
+
+
+def format_eta(seconds: float | None, running: bool) -> str:
+    if not running:
+        return ""
+    if seconds is None:
+        return "estimating…"
+    return format_duration(seconds, coarse=True)
+
+
+_PRIORITY_NAMES = {int(p): p.name.capitalize() for p in Priority}
+
+
+def format_priority(p: int) -> str:
+    name = _PRIORITY_NAMES.get(p)
+    return name if name else str(p)
+
+
+def priority_steps(p: int, direction: int) -> int:
+    """The next named level more urgent (direction -1) or less urgent (+1) than `p`."""
+    levels = sorted(int(x) for x in Priority)
+    if direction < 0:
+        above = [x for x in levels if x < p]
+        return above[-1] if above else p
+    below = [x for x in levels if x > p]
+    return below[0] if below else p
+
+
+# -- ETA smoothing --------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _EtaState:
+    shown: float
+    at: float
+
+
+class EtaSmoother:
+    """Keeps a shown ETA from jumping: an exponential average that may change by at most
+    a factor of 1.5 per second of wall time, shown only once the task has run `warmup`
+    seconds (before that: "estimating…")."""
+
+    def __init__(self, alpha: float = 0.3, max_ratio: float = 1.5, warmup: float = 3.0) -> None:
+        self._alpha = alpha
+        self._max_ratio = max_ratio
+        self._warmup = warmup
+        self._state: dict[int, _EtaState] = {}
+
+    def update(self, task_id: int, eta: float | None, elapsed: float | None, now: float) -> float | None:
+        if eta is None or elapsed is None or elapsed < self._warmup:
+            return None
+        prev = self._state.get(task_id)
+        if prev is None:
+            self._state[task_id] = _EtaState(eta, now)
+            return eta
+        dt = max(0.0, now - prev.at)
+        expected = max(0.0, prev.shown - dt)  # where the last estimate says we are now
+        value = self._alpha * eta + (1 - self._alpha) * expected
+        bound = self._max_ratio ** max(1.0, dt)
+        lo, hi = expected / bound, max(expected * bound, 1.0)
+        value = float(min(max(value, lo), hi))
+        self._state[task_id] = _EtaState(value, now)
+        return value
+
+    def shown(self, task_id: int, now: float) -> float | None:
+        st = self._state.get(task_id)
+        if st is None:
+            return None
+        return max(0.0, st.shown - max(0.0, now - st.at))
+
+    def forget(self, task_id: int) -> None:
+        self._state.pop(task_id, None)
+
+
+# -- payloads --------------------------------------------------------------------------------
+
+SECRET_KEYS = re.compile(
+    r"pass(word|wd|phrase)?|secret|token|auth(orization)?|credential|api[-_]?key|cookie|"
+    r"private[-_]?key|access[-_]?key|session[-_]?key|signature",
+    re.IGNORECASE,
+)
+MASK = "••••••"
+
+
+def mask_secrets(value: Any) -> Any:
+    """A copy of a JSON value with every value under a secret-looking key replaced."""
+    if isinstance(value, Mapping):
+        return {
+            k: (MASK if isinstance(k, str) and SECRET_KEYS.search(k) else mask_secrets(v))
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [mask_secrets(v) for v in value]
+    return value
+
+
+def payload_summary(payload: Any, limit: int = 12) -> list[tuple[str, str]]:
+    """(field, value) lines describing a payload, secrets masked, long values shortened."""
+    masked = mask_secrets(payload)
+    if masked is None:
+        return []
+    if not isinstance(masked, Mapping):
+        return [("payload", _short(masked))]
+    out = [(str(k), _short(v)) for k, v in list(masked.items())[:limit]]
+    if len(masked) > limit:
+        out.append(("…", f"{len(masked) - limit} more fields"))
+    return out
+
+
+def _short(value: Any, limit: int = 160) -> str:
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        text = ", ".join(value[:5]) + (f" and {len(value) - 5} more" if len(value) > 5 else "")
+    else:
+        text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,286 @@
+"""ux §4.4, the app shell, and the hygiene around it: quit, stop after current, single
+instance, layout, keyboard, accessible names, an unusable database, attaching to a worker."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import (
+    QAbstractButton,
+    QAbstractSpinBox,
+    QApplication,
+    QComboBox,
+    QLineEdit,
+    QMessageBox,
+)
+
+from core import Engine, EngineConfig
+from core.jobs import register_builtin
+from desktop.app import App, Options
+from desktop.bridge import FLUSH_MS
+from desktop.dialogs.new_job import NewJobDialog
+from desktop.dialogs.settings import SettingsDialog
+from desktop.profile import Profile
+from desktop.views.main_window import recovery_text
+from tests.desktop.conftest import Harness
+
+
+def test_A01_recovery_banner_text() -> None:
+    from core import Recovery
+
+    assert recovery_text(Recovery(resumed=3, restarted=1)) == (
+        "Recovered 4 jobs from the last session: 3 resumed from where they stopped, "
+        "1 restarted from the beginning."
+    )
+
+
+def test_A02_quit_with_running_jobs_asks_the_same_way_on_every_path(gui: Harness) -> None:
+    a = gui.submit("test.gate", {"gate": "a2"})
+    b = gui.submit("test.gate", {"gate": "a2"})
+    gui.wait_text(a, "Running")
+    gui.wait_text(b, "Running")
+    w = gui.window
+    for trigger in (w.action_quit.trigger, w.close):
+        trigger()
+        box = gui.message_box("confirmQuit")
+        assert box.text() == "2 jobs are running."
+        assert box.informativeText() == "They will pause and resume when you next open the app."
+        assert box.checkBox() is not None and box.checkBox().text() == "Don't ask again"
+        gui.click(box, "cancel")
+        gui.wait(lambda b=box: not b.isVisible() and not gui.app._quitting)
+        assert w.isVisible() and not gui.app.bridge.closed
+    w.action_quit.trigger()
+    gui.click(gui.message_box("confirmQuit"), "accept")
+    gui.wait(lambda: gui.app.bridge.closed)
+    # they were interrupted with their checkpoints: pending again at the next open
+    gui.run(asyncio.sleep(0))
+
+
+def test_A02_quit_with_nothing_running_does_not_ask(gui: Harness) -> None:
+    gui.window.action_quit.trigger()
+    gui.wait(lambda: gui.app.bridge.closed)
+    assert not [x for x in QApplication.topLevelWidgets() if isinstance(x, QMessageBox) and x.isVisible()]
+
+
+def test_A06_stop_after_current_lets_the_running_job_finish(make_app) -> None:
+    gui = make_app(EngineConfig(max_concurrency=1))
+    first = gui.submit("test.gate", {"gate": "a6"})
+    rest = [gui.submit("test.quick", {"n": i}) for i in range(3)]
+    gui.wait_text(first, "Running")
+    gui.window.action_hold.trigger()
+    gui.wait(lambda: gui.window.mode_label.text() == "Stopped after current job")
+    gui.open_gate("a6")
+    gui.wait_text(first, "Completed")
+    gui.wait(lambda: all(gui.text(i) == "Queued — stopped after current job" for i in rest))
+    assert gui.window.queue_pane.mode_banner.text().startswith("Stopped after current job")
+    gui.window.action_hold.trigger()
+    for i in rest:
+        gui.wait_text(i, "Completed")
+
+
+def test_A08_a_second_launch_hands_its_files_to_the_open_window(gui: Harness, tmp_path: Path) -> None:
+    files = [tmp_path / "one.jpg", tmp_path / "two.jpg"]
+    for f in files:
+        f.write_bytes(b"x")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "desktop", "--profile", str(gui.profile_dir), *map(str, files)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    gui.wait(lambda: proc.poll() is not None, timeout=20_000)
+    out, err = proc.communicate()
+    assert proc.returncode == 0, err
+    assert "already open" in out
+    model = gui.window.queue_model
+    gui.wait(lambda: sorted(gui.record(i).name for i in model.top_level_ids()) == ["one.jpg", "two.jpg"])
+    gui.open_gate("files")
+
+
+def test_A10_layout_persists(make_app, profile_dir: Path) -> None:
+    gui = make_app()
+    w = gui.window
+    header = w.queue_pane.view.header()
+    header.resizeSection(0, 333)
+    header.setSectionHidden(3, True)
+    w.splitter.setSizes([150, 800, 400])
+    gui.qtbot.wait(100)
+    sizes = w.splitter.sizes()
+    w.show_pane(1)
+    w.save_state()
+    gui.run(gui.app.shutdown())
+    again = make_app(directory=profile_dir)
+    w2 = again.window
+    assert w2.queue_pane.view.header().sectionSize(0) == 333
+    assert w2.queue_pane.view.header().isSectionHidden(3)
+    assert w2.current_pane() == 1 and w2.sidebar.current_key() == "history"
+    again.qtbot.wait(100)
+    assert all(abs(a - b) <= 40 for a, b in zip(w2.splitter.sizes(), sizes, strict=True)), (
+        w2.splitter.sizes(),
+        sizes,
+    )
+    assert Profile.create(profile_dir).settings().value("version") in (1, "1")
+
+
+def test_A12_keyboard_only(gui: Harness) -> None:
+    tid = gui.submit("test.gate", {"gate": "a12"}, label="kb")
+    gui.wait_text(tid, "Running")
+    w = gui.window
+    w.activateWindow()
+    gui.wait(lambda: QApplication.activeWindow() is w)
+    pane = w.queue_pane
+    pane.view.setFocus()
+    pane.select_task(tid)
+    QTest.keyClick(pane.view, Qt.Key.Key_Space)
+    gui.wait_text(tid, "Paused")
+    QTest.keyClick(pane.view, Qt.Key.Key_Space)
+    gui.wait_text(tid, "Running")
+    QTest.keyClick(pane.view, Qt.Key.Key_Delete)
+    box = gui.message_box("confirmCancel")
+    gui.click(box, "cancel")
+    w.findChild(type(w.action_quit), "action_find").trigger()
+    gui.wait(lambda: w.search.hasFocus() or QApplication.focusWidget() is w.search)
+    w.findChild(type(w.action_quit), "action_shortcuts").trigger()
+    sheet = gui.message_box("shortcutsDialog")
+    text = sheet.informativeText()
+    for keys in ("Alt+Up", "Ctrl+Home", "Space", "Ctrl+F", "Ctrl+Q", "Del"):
+        assert keys in text, keys
+    sheet.close()
+    gui.open_gate("a12")
+
+
+def test_A13_every_control_has_an_accessible_name_and_rows_speak(gui: Harness) -> None:
+    tid = gui.submit("test.gate", {"gate": "a13", "total": 100}, label="beach.jpg")
+    gui.wait(lambda: (r := gui.record(tid)) is not None and (r.progress or 0) > 0)
+    w = gui.window
+    controls = [
+        c for t in (QAbstractButton, QLineEdit, QAbstractSpinBox, QComboBox) for c in w.findChildren(t)
+    ]
+    unnamed = [
+        f"{type(c).__name__} {c.objectName()!r} {getattr(c, 'text', lambda: '')()!r}"
+        for c in controls
+        if c.isVisible()
+        and not c.accessibleName()
+        and type(c).__name__ not in ("QToolBarExtension",)
+        and not (isinstance(c, QAbstractButton) and c.text())  # a button's text is its name
+        and c.objectName() != "qt_spinbox_lineedit"  # inside a named spin box
+    ]
+    assert unnamed == []
+    text = w.queue_model.index_of(tid).data(Qt.ItemDataRole.AccessibleTextRole)
+    assert text.startswith("beach.jpg, running, ") and "percent" in text
+    gui.open_gate("a13")
+
+
+def test_corrupt_database_offers_a_fresh_one_and_keeps_the_old_file(qtbot, aloop, profile_dir: Path) -> None:
+    profile_dir.mkdir(parents=True)
+    (profile_dir / "tasks.db").write_bytes(b"not a database" * 100)
+    profile = Profile.create(profile_dir)
+    app = App(QApplication.instance(), Options(profile=profile_dir), profile)  # type: ignore[arg-type]
+    h = Harness(qtbot, app, profile_dir)
+    task = asyncio.ensure_future(app.open())
+    box = h.message_box("databaseProblem")
+    assert box.text() == "tasks.db is not a usable Taskdeck database."
+    assert "kept beside it" in box.informativeText()
+    h.click(box, "startFresh")
+    qtbot.waitUntil(task.done, timeout=10_000)
+    assert task.result() is True
+    kept = [p.name for p in profile_dir.iterdir() if p.name.startswith("tasks.db.unusable-")]
+    assert len(kept) == 1
+    assert (profile_dir / kept[0]).read_bytes().startswith(b"not a database")
+    h.run(app.shutdown())
+
+
+def test_attached_to_a_worker_the_window_says_so_and_follows_its_changes(
+    qtbot, aloop, profile_dir: Path
+) -> None:
+    profile_dir.mkdir(parents=True)
+    db = profile_dir / "tasks.db"
+    h = Harness(qtbot, None, profile_dir)  # type: ignore[arg-type]
+    worker = h.run(Engine.open(db, EngineConfig(max_concurrency=2)))
+    register_builtin(worker)
+    from tests.desktop import kinds
+
+    kinds.register(worker)
+    h.run(worker.start())
+    app = App(QApplication.instance(), Options(profile=profile_dir), Profile.create(profile_dir))  # type: ignore[arg-type]
+    h.app = app
+    assert h.run(app.open())
+    w = h.window
+    assert w.queue_pane.attach_banner.text().startswith(
+        f"Attached to the Taskdeck worker (process {os.getpid()})"
+    )
+    tid = h.run(worker.submit("test.gate", {"gate": "att"}, label="from the CLI")).id
+    h.wait_text(tid, "Running")
+    h.wait(lambda: (h.record(tid).progress or 0) > 0, timeout=5000)  # progress is polled from the rows
+    h.run(worker.set_max_concurrency(3))
+    h.wait(lambda: w.concurrency.value() == 3)
+    w.queue_pane.select_task(tid)
+    w.queue_pane.actions_by_name["pause"].trigger()  # a request in the worker's inbox
+    h.wait_text(tid, "Paused")
+    h.run(app.shutdown())
+    assert not worker._closed  # closing the window leaves the worker running
+    h.run(worker.stop(grace=0))
+
+
+def test_bridge_coalesces_a_burst_into_few_row_precise_flushes(gui: Harness) -> None:
+    ids = [gui.submit("test.gate", {"gate": "burst", "tick": 0.001, "total": 10**6}) for i in range(4)]
+    for i in ids:
+        gui.wait_text(i, "Running")
+    bridge = gui.window.bridge
+    model = gui.window.queue_model
+    resets: list[int] = []
+    model.modelReset.connect(lambda: resets.append(1))
+    f0, e0 = bridge.flush_count, bridge.events_seen
+    gui.qtbot.wait(1000)
+    flushes, events = bridge.flush_count - f0, bridge.events_seen - e0
+    assert events > flushes  # progress of 4 tasks at 1 kHz, shown in batches
+    assert flushes <= 1000 // FLUSH_MS + 2
+    assert resets == []
+    gui.open_gate("burst")
+
+
+def test_new_job_dialog_builds_a_form_from_the_schema_and_validates_inline(gui: Harness) -> None:
+    w = gui.window
+    w.new_job("demo.sleep")
+    gui.wait(lambda: getattr(w, "new_job_dialog", None) is not None and w.new_job_dialog.isVisible())
+    d: NewJobDialog = w.new_job_dialog
+    assert d.kind.currentText() == "demo.sleep"
+    seconds = d.field("seconds")
+    assert isinstance(seconds, QLineEdit)
+    seconds.setText("-3")
+    assert d.error_text("seconds") == "must be at least 0"
+    assert not d.buttons.buttons()[0].isEnabled() or not d.findChild(QAbstractButton, "jobAdd").isEnabled()
+    seconds.setText("0.2")
+    assert d.error_text("seconds") == ""
+    d.label.setText("nap")
+    d.findChild(QAbstractButton, "jobAdd").click()
+    gui.wait(lambda: any(r.name == "nap" for r in w.queue_model.records()))
+    tid = next(r.id for r in w.queue_model.records() if r.name == "nap")
+    gui.wait_text(tid, "Completed")
+
+
+def test_settings_dialog_writes_engine_settings_through_the_engine(gui: Harness) -> None:
+    w = gui.window
+    gui.submit("test.gate", {"gate": "set"}, group="photos")
+    gui.wait(lambda: bool(w.bridge.groups()))
+    w.open_settings()
+    gui.wait(lambda: getattr(w, "settings_dialog", None) is not None and w.settings_dialog.isVisible())
+    d: SettingsDialog = w.settings_dialog
+    d.concurrency.setValue(2)
+    d.keep.setValue(500)
+    d.group_spins["photos"].setValue(1)
+    d.theme.setCurrentIndex(d.theme.findData("dark"))
+    d.accept()
+    gui.wait(lambda: gui.engine.max_concurrency == 2 and w.concurrency.value() == 2)
+    gui.wait(lambda: w.bridge.status.retention_keep == 500)
+    gui.wait(lambda: any(g.name == "photos" and g.limit == 1 for g in w.bridge.groups()))
+    assert w.settings.value("theme") == "dark"
+    assert w.settings.value("max_concurrency") is None  # engine settings never go in QSettings
+    assert QApplication.instance().property("taskdeckTheme") == "dark"
+    gui.open_gate("set")
