@@ -106,3 +106,4 @@ class _Settings:
     paused_all: bool = False
     group_limits: dict[str, int] = field(default_factory=dict)
     paused_groups: dict[str, float | None] = field(default_factory=dict)  # name -> until
+    rate_limits: dict[str, tuple[float, float | None]] = field(default_factory=dict)  # scope -> rate, burst

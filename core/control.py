@@ -128,14 +128,7 @@ class EngineControl(TaskTrees):
         now = self._now()
         t.reasons = mask
         if t.state in (TaskState.PENDING, TaskState.PAUSED):
-            if mask:
-                self._ready.discard(t)
-                if t.timer is not None:
-                    t.timer.cancel()
-                    t.timer = None
-                t.state = TaskState.PAUSED
-            else:
-                self._make_pending(t)
+            self._settle(t)
         await db.writer.run(lambda conn: db.tr.set_pause(conn, t.id, now, mask, event=event, event_data=data))
         self._request_tick()
 
@@ -359,14 +352,7 @@ class EngineControl(TaskTrees):
                 continue
             t.reasons = mask
             if t.state in (TaskState.PENDING, TaskState.PAUSED):
-                if mask:
-                    self._ready.discard(t)
-                    if t.timer is not None:
-                        t.timer.cancel()
-                        t.timer = None
-                    t.state = TaskState.PAUSED
-                else:
-                    self._make_pending(t)
+                self._settle(t)
             changes.append((t.id, mask))
         db = self._db
 

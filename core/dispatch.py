@@ -17,7 +17,7 @@ from core.timers import TimerHandle
 if TYPE_CHECKING:
     from core.scheduler import _Run
 
-LaneKey = tuple[str | None, str]
+LaneKey = tuple[str | None, str, tuple[tuple[str, float], ...] | None]  # group, kind, IO budget
 
 
 class MirrorTask:
@@ -33,6 +33,7 @@ class MirrorTask:
         "group",
         "id",
         "in_ready",
+        "io",
         "kind",
         "label",
         "parent_id",
@@ -88,6 +89,7 @@ class MirrorTask:
         self.fail_fast = fail_fast
         self.dep_policy = dep_policy  # on_dependency_failure
         self.schedule_id: int | None = None
+        self.io: tuple[tuple[str, float], ...] | None = None  # the task's own IO budget
         self.children = 0  # live children
         self.spawned = False  # has had children: its end waits for them
         self.blockers = 0  # unfinished dependencies (while blocked)
@@ -99,7 +101,7 @@ class MirrorTask:
 
     @property
     def lane(self) -> LaneKey:
-        return (self.group, self.kind)
+        return (self.group, self.kind, self.io)
 
     @property
     def order(self) -> tuple[int, float, int]:
@@ -149,7 +151,8 @@ class ReadyQueue:
         """The most urgent ready task that `admit` accepts, removed from the queue.
 
         `admit` is asked about lane heads only: a lane whose head is refused is refused
-        whole, which holds because every gate decides by group and kind alone."""
+        whole, which holds because every gate decides by group, kind and IO budget (the
+        lane), or by priority in a way that refuses a lane's head before its tail."""
         heads: list[tuple[tuple[int, float, int], MirrorTask]] = []
         for key, lane in list(self._lanes.items()):
             t = self._head(key, lane)

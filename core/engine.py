@@ -133,6 +133,7 @@ class Engine(ScheduleEngine):
         s.retention_keep = settings.get("retention_keep", s.retention_keep)
         s.retention_days = settings.get("retention_days", s.retention_days)
         s.paused_all = bool(settings.get("paused_all", False))
+        self._load_gates(settings)
         for name, limit, paused, until in db.read(
             lambda c: c.execute("SELECT name, max_concurrency, paused, paused_until FROM groups").fetchall()
         ):
@@ -252,10 +253,12 @@ class Engine(ScheduleEngine):
             self._tg = tg
             timers = tg.create_task(self._timers.run(), name="taskdeck timers")
             watcher = tg.create_task(self._watch_clients(), name="taskdeck client watch")
+            sampler = tg.create_task(self._sample_forever(), name="taskdeck resource sampler")
             ready.set_result(None)
             await self._stop_event.wait()
             timers.cancel()
             watcher.cancel()
+            sampler.cancel()
 
     async def __aenter__(self) -> Engine:
         return self

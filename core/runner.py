@@ -332,6 +332,15 @@ class TaskRunner(EngineBase):
                     run_at=None,
                 )
             else:  # pause or preempt
+                if reason == "preempt" and t.reasons == PauseReason.PREEMPTED:
+                    return _Decision(
+                        TaskState.PAUSED,
+                        EventKind.PREEMPTED,
+                        mask=t.reasons,
+                        attempt=attempt,
+                        keep_checkpoint=True,
+                        data={"by": self._preempted_by.get(t.id)},
+                    )
                 if t.reasons:
                     return _Decision(
                         TaskState.PAUSED,
@@ -463,8 +472,8 @@ class TaskRunner(EngineBase):
         if terminal:
             self._forget(t)
             self._task_ended(t, d.state, d.error)
-        elif d.state == TaskState.PENDING:
-            self._make_pending(t)
+        elif d.state in (TaskState.PENDING, TaskState.PAUSED):
+            self._settle(t)
         self._request_tick()
 
     def _report_progress(

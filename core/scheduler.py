@@ -28,6 +28,7 @@ from core.errors import (
 from core.eventbus import EventBus
 from core.lock import EngineLock
 from core.registry import KindSpec
+from core.resources import IoState, PsutilSampler, Sampler, TokenBucket, budget_of, pressure_threshold
 from core.store import queries as q
 from core.store.database import Database
 from core.store.schedules import SchedRow
@@ -55,6 +56,7 @@ class _Run:
 
     __slots__ = (
         "atask",
+        "budget",
         "checkpoint",
         "checkpoint_text",
         "ctx",
@@ -112,7 +114,14 @@ class _Run:
         self.grace_timer: Any = None
         self.timeout_timer: Any = None
         self.worker: Any = None  # the process pool's handle while a process runs it
+        self.budget: dict[str, float] = {}  # IO it holds while it runs
         self.ctx = TaskContext(self)
+
+
+def io_key(io: Any) -> tuple[tuple[str, float], ...] | None:
+    """A task's own IO budget as a hashable lane key (None: it has none of its own)."""
+    budget = budget_of(io)
+    return tuple(sorted(budget.items())) if budget else None
 
 
 class EngineBase(ABC):
@@ -135,6 +144,10 @@ class EngineBase(ABC):
     @abstractmethod
     def _on_external_events(self, events: list[Any]) -> None:
         """Events other processes committed (raw rows), after the mirror took them in."""
+
+    @abstractmethod
+    def _preempt(self) -> None:
+        """Slots are full and ready work waits: interrupt less urgent running tasks."""
 
     @abstractmethod
     def _link(self, t: MirrorTask, blockers: Iterable[int]) -> None:
@@ -191,6 +204,21 @@ class EngineBase(ABC):
         self._dependents: dict[int, set[int]] = {}  # task id -> blocked tasks waiting on it
         self._fail_reasons: dict[int, str] = {}  # running parents failed fast by a child
         self._events_swept = 0  # events of pruned tasks are swept up to this seq
+        # Gates beyond slots (resources.py): rate limits, IO headroom, pressure.
+        self._buckets: dict[str, TokenBucket] = {}
+        self._io = IoState()
+        self._io.configured.update(config.io_capacity or {})
+        self._sampler: Sampler = config.resource_sampler or PsutilSampler()
+        self._pressure_sources: dict[str, Callable[[], float]] = {
+            str(getattr(fn, "name", None) or getattr(fn, "__name__", f"source{i}")): fn
+            for i, fn in enumerate(config.pressure_sources)
+        }
+        self._pressure = 0.0
+        self._pressure_source: str | None = None
+        self._kind_io: dict[str, dict[str, float]] = {}  # learned from history (stats)
+        self._refusals: dict[Any, str] = {}  # lane -> why its head was refused last
+        self._gates_wake: TimerHandle | None = None
+        self._preempted_by: dict[int, int] = {}  # victim -> the task it made room for
         self._scheds: dict[int, SchedRow] = {}  # schedules, by id
         self._sched_timers: dict[int, TimerHandle] = {}
         self._sched_runs: dict[int, set[int]] = {}  # schedule id -> its active tasks
@@ -285,6 +313,8 @@ class EngineBase(ABC):
                 dep_policy=t.dep_policy,
             )
             m.schedule_id = t.schedule_id
+            if t.options_json is not None and '"io"' in t.options_json:
+                m.io = io_key(json.loads(t.options_json)["io"])
             if t.schedule_id is not None:
                 self._sched_runs.setdefault(t.schedule_id, set()).add(task_id)
             self._tasks[task_id] = m
@@ -373,8 +403,9 @@ class EngineBase(ABC):
             self._sched_runs.setdefault(schedule_id, set()).add(id_)
         t.fail_fast = opts.get("fail_fast", True)
         t.dep_policy = opts.get("on_dependency_failure", "cancel")
-        if state == TaskState.PENDING:
-            self._make_pending(t)
+        t.io = io_key(opts.get("io"))
+        if state in (TaskState.PENDING, TaskState.PAUSED):
+            self._settle(t)
         if expires_at is not None and not t.started and state != TaskState.RUNNING:
             t.ttl_timer = self._timers.call_at(expires_at, functools.partial(self._on_ttl, t))
         return t
@@ -389,6 +420,22 @@ class EngineBase(ABC):
             return
         self._ready.push(t)
         self._idle = False if self._idle else self._idle
+
+    def _settle(self, t: MirrorTask) -> None:
+        """Queue or park a task that is neither running, blocked nor waiting, by its pause
+        bits: none, it is pending; only "preempted", it is paused but queued for its slot
+        back; anything else, it is paused."""
+        if not t.reasons:
+            self._make_pending(t)
+            return
+        if t.timer is not None:
+            t.timer.cancel()
+            t.timer = None
+        t.state = TaskState.PAUSED
+        if t.reasons == PauseReason.PREEMPTED:
+            self._ready.push(t)
+        else:
+            self._ready.discard(t)
 
     def _on_due(self, t: MirrorTask) -> None:
         t.timer = None
@@ -452,8 +499,60 @@ class EngineBase(ABC):
         self._check_idle()
 
     def _admit(self, t: MirrorTask) -> bool:
-        limit = self._settings.group_limits.get(t.group) if t.group is not None else None
-        return limit is None or self._group_running.get(t.group, 0) < limit
+        """Whether a lane's head may start now (free slots aside); a refusal is recorded
+        with its reason, which is what the task's wait_reason shows."""
+        g = t.group
+        if g is not None:
+            limit = self._settings.group_limits.get(g)
+            if limit is not None and self._group_running.get(g, 0) >= limit:
+                self._refusals[t.lane] = f"group {g} at its limit ({limit})"
+                return False
+        if self._pressure and self._pressure >= pressure_threshold(t.priority):
+            self._refusals[t.lane] = f"{self._pressure_source or 'system'} pressure {self._pressure:.2f}"
+            return False
+        if self._buckets:
+            now = self._now()
+            ready = max(
+                (
+                    b.ready_at(now)
+                    for b in (self._buckets.get(f"kind:{t.kind}"), self._buckets.get(f"group:{g}"))
+                    if b
+                ),
+                default=now,
+            )
+            if ready > now:
+                self._refusals[t.lane] = f"rate limited: next in {ready - now:.1f} s"
+                self._wake_at(ready)
+                return False
+        budget = self._budget(t)
+        if budget:
+            reason = self._io.refusal(budget, self.config.io_threshold)
+            if reason is not None:
+                self._refusals[t.lane] = reason
+                return False
+        self._refusals.pop(t.lane, None)
+        return True
+
+    def _budget(self, t: MirrorTask) -> dict[str, float]:
+        """A task's IO budget: its own, its kind's, or what its kind did on average."""
+        if t.io is not None:
+            return dict(t.io)
+        spec = self._kinds.get(t.kind)
+        if spec is not None and spec.info.io is not None:
+            return budget_of(spec.info.io.to_json())
+        return self._kind_io.get(t.kind, {})
+
+    def _wake_at(self, when: float) -> None:
+        """Dispatch again at `when` (a token comes due), not before: no polling."""
+        if self._gates_wake is not None and self._gates_wake.when <= when and not self._gates_wake.cancelled:
+            return
+        if self._gates_wake is not None:
+            self._gates_wake.cancel()
+        self._gates_wake = self._timers.call_at(when, self._gates_due)
+
+    def _gates_due(self) -> None:
+        self._gates_wake = None
+        self._request_tick()
 
     def _dispatch(self) -> None:
         if not self._dispatching or self._held:
@@ -462,16 +561,30 @@ class EngineBase(ABC):
         while len(self._running) < self._settings.max_concurrency:
             t = self._ready.pop(self._admit)
             if t is None:
-                return
+                break
             if t.expires_at is not None and not t.started and t.expires_at <= now:
                 self._expire(t)
                 continue
             self._claim(t, now)
+        if self.config.preempt_at is not None and self._ready.count:
+            self._preempt()
 
     def _claim(self, t: MirrorTask, now: float) -> None:
         db = self._db
         run = _Run(self, t)
         run.started_at = now
+        if self._buckets:
+            for scope in (f"kind:{t.kind}", f"group:{t.group}"):
+                bucket = self._buckets.get(scope)
+                if bucket is not None:
+                    bucket.take(now)
+        run.budget = self._budget(t)
+        if run.budget:
+            self._io.hold(run.budget, +1)
+        if t.state == TaskState.PAUSED:  # preempted earlier: its slot is back
+            t.reasons = 0
+            self._preempted_by.pop(t.id, None)
+            db.writer.enqueue(lambda conn: db.tr.set_pause(conn, t.id, now, 0, event=EventKind.RESUMED))
         t.state = TaskState.RUNNING
         t.run = run
         self._running[t.id] = run
@@ -487,6 +600,9 @@ class EngineBase(ABC):
 
     def _release_slot(self, run: _Run) -> None:
         t = run.task
+        if run.budget:
+            self._io.hold(run.budget, -1)
+            run.budget = {}
         if self._running.pop(t.id, None) is not None:
             n = self._group_running.get(t.group, 1) - 1
             if n:
