@@ -368,23 +368,25 @@ class EngineControl(TaskTrees):
             self._interrupt(run, "pause")
         self._request_tick()
 
+    def _until_ts(self, until: datetime | float | None) -> float | None:
+        """`until` (an aware datetime, or seconds from now) as a timestamp."""
+        if until is None:
+            return None
+        if isinstance(until, datetime):
+            if until.tzinfo is None:
+                raise InvalidArgument("until: must be timezone-aware")
+            return until.timestamp()
+        try:
+            return self._now() + check_seconds("until", until)
+        except ValueError as e:
+            raise InvalidArgument(str(e)) from e
+
     async def pause_group(self, group: str, until: datetime | float | None = None) -> None:
         """Pause a group's tasks, until resumed or until `until` (aware datetime or seconds)."""
         self._check_open()
         if not isinstance(group, str) or not group:
             raise InvalidArgument(f"group: must be a non-empty string, got {group!r}")
-        until_ts: float | None
-        if until is None:
-            until_ts = None
-        elif isinstance(until, datetime):
-            if until.tzinfo is None:
-                raise InvalidArgument("until: must be timezone-aware")
-            until_ts = until.timestamp()
-        else:
-            try:
-                until_ts = self._now() + check_seconds("until", until)
-            except ValueError as e:
-                raise InvalidArgument(str(e)) from e
+        until_ts = self._until_ts(until)
         already = group in self._settings.paused_groups
         self._settings.paused_groups[group] = until_ts
         if until_ts is not None:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from core.timers import TimerHandle
 
 if TYPE_CHECKING:
+    from core.config import Aging
     from core.scheduler import _Run
 
 LaneKey = tuple[str | None, str, tuple[tuple[str, float], ...] | None]  # group, kind, IO budget
@@ -28,6 +29,7 @@ class MirrorTask:
         "blockers",
         "children",
         "dep_policy",
+        "eff",
         "expires_at",
         "fail_fast",
         "group",
@@ -50,6 +52,8 @@ class MirrorTask:
         "timer",
         "ttl_timer",
         "ver",
+        "wait_from",
+        "waited",
     )  # fmt: skip
 
     def __init__(
@@ -75,6 +79,7 @@ class MirrorTask:
         self.id = id
         self.kind = kind
         self.priority = priority
+        self.eff = priority  # effective priority: the stored one, improved by aging
         self.pos = pos
         self.group = group
         self.state = state
@@ -95,6 +100,8 @@ class MirrorTask:
         self.blockers = 0  # unfinished dependencies (while blocked)
         self.ver = 0
         self.in_ready = False
+        self.wait_from: float | None = None  # aging: since when it waits ready
+        self.waited = 0.0  # aging: seconds it waited ready before that
         self.run: _Run | None = None
         self.timer: TimerHandle | None = None
         self.ttl_timer: TimerHandle | None = None
@@ -105,7 +112,7 @@ class MirrorTask:
 
     @property
     def order(self) -> tuple[int, float, int]:
-        return (self.priority, self.pos, self.id)
+        return (self.eff, self.pos, self.id)
 
     def __repr__(self) -> str:
         return f"<task {self.id} {self.kind} {self.state} p{self.priority}>"
@@ -115,27 +122,95 @@ _Entry = tuple[int, float, int, int, MirrorTask]  # priority, pos, id, ver, task
 
 
 class ReadyQueue:
-    def __init__(self) -> None:
+    """Ready tasks by lane, each lane a heap in dispatch order (effective priority, queue
+    position). With aging, a task's effective priority improves while it waits: the queue
+    keeps a heap of when each one next improves and re-ranks it then (`promote`), so no
+    pass over the backlog is ever needed."""
+
+    def __init__(self, aging: Aging | None = None, now: Callable[[], float] | None = None) -> None:
         self._lanes: dict[LaneKey, list[_Entry]] = {}
         self.count = 0
+        self.by_group: dict[str | None, int] = {}  # ready tasks per group (fair shares)
         self._seq = itertools.count(1)  # entries never tie, so tasks are never compared
+        self._aging = aging
+        self._now = now
+        self._promotions: list[tuple[float, int, MirrorTask]] = []  # when, ver, task
+        self._entries = 0  # heap entries in all lanes, stale ones included
 
     def push(self, t: MirrorTask) -> None:
+        """Queue `t`, or re-rank it if it is queued (its priority or position changed)."""
         t.ver = next(self._seq)
         if not t.in_ready:
             t.in_ready = True
             self.count += 1
+            self.by_group[t.group] = self.by_group.get(t.group, 0) + 1
+            if self._aging is not None:
+                t.wait_from = self._now()  # type: ignore[misc]
+        if self._aging is not None and t.priority > self._aging.ceiling:
+            now = self._now()  # type: ignore[misc]
+            waited = t.waited + now - (t.wait_from if t.wait_from is not None else now)
+            t.eff, at = self._aging.rank(t.priority, waited)
+            if at is not None:
+                heapq.heappush(self._promotions, (now + at - waited, t.ver, t))
+        else:
+            t.eff = t.priority
         lane = self._lanes.get(t.lane)
         if lane is None:
             lane = self._lanes[t.lane] = []
-        heapq.heappush(lane, (t.priority, t.pos, t.id, t.ver, t))
+        heapq.heappush(lane, (t.eff, t.pos, t.id, t.ver, t))
+        self._entries += 1
+        if self._entries > 2 * self.count + 4096:
+            self._compact()
+
+    def _compact(self) -> None:
+        """Drop stale entries (re-ranked or removed tasks) once they outnumber live ones, so
+        memory follows the queue, not its history of moves and promotions."""
+        for key, lane in list(self._lanes.items()):
+            live = [e for e in lane if e[3] == e[4].ver and e[4].in_ready]
+            if live:
+                heapq.heapify(live)
+                self._lanes[key] = live
+            else:
+                del self._lanes[key]
+        self._entries = sum(len(lane) for lane in self._lanes.values())
+        self._promotions = [e for e in self._promotions if e[1] == e[2].ver and e[2].in_ready]
+        heapq.heapify(self._promotions)
+
+    def _leave(self, t: MirrorTask) -> None:
+        t.in_ready = False
+        self.count -= 1
+        n = self.by_group[t.group] - 1
+        if n:
+            self.by_group[t.group] = n
+        else:
+            del self.by_group[t.group]
+        if t.wait_from is not None:
+            t.waited += self._now() - t.wait_from  # type: ignore[misc]
+            t.wait_from = None
 
     def discard(self, t: MirrorTask) -> None:
         """Take `t` out (lazily: its heap entry goes stale)."""
         if t.in_ready:
-            t.in_ready = False
+            self._leave(t)
             t.ver = 0
-            self.count -= 1
+
+    @property
+    def next_promotion(self) -> float | None:
+        """When a queued task's effective priority next improves (aging), if ever."""
+        heap = self._promotions
+        while heap and (heap[0][2].ver != heap[0][1] or not heap[0][2].in_ready):
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
+
+    def promote(self, now: float) -> int:
+        """Re-rank the tasks whose effective priority has improved by `now`."""
+        n = 0
+        while self._promotions and self._promotions[0][0] <= now:  # push may compact the heap
+            _, ver, t = heapq.heappop(self._promotions)
+            if t.ver == ver and t.in_ready:
+                self.push(t)
+                n += 1
+        return n
 
     def _head(self, key: LaneKey, lane: list[_Entry]) -> MirrorTask | None:
         while lane:
@@ -144,6 +219,7 @@ class ReadyQueue:
             if entry[3] == t.ver and t.in_ready:
                 return t
             heapq.heappop(lane)
+            self._entries -= 1
         del self._lanes[key]
         return None
 
@@ -165,10 +241,32 @@ class ReadyQueue:
         for _, t in heads:
             if admit(t):
                 heapq.heappop(self._lanes[t.lane])
-                t.in_ready = False
-                self.count -= 1
+                self._entries -= 1
+                self._leave(t)
                 return t
         return None
+
+    def first(self, key: LaneKey, n: int, max_eff: int, budget: int) -> list[MirrorTask]:
+        """Up to `n` queued tasks of a lane with effective priority <= `max_eff`, in
+        dispatch order, looking at no more than `budget` heap entries: a best-first walk
+        down the heap, so the cost follows `n`, not the lane's length."""
+        lane = self._lanes.get(key)
+        out: list[MirrorTask] = []
+        if not lane:
+            return out
+        frontier: list[tuple[_Entry, int]] = [(lane[0], 0)]
+        while frontier and len(out) < n and budget > 0:
+            entry, i = heapq.heappop(frontier)
+            budget -= 1
+            if entry[0] > max_eff:
+                break
+            t = entry[4]
+            if entry[3] == t.ver and t.in_ready:
+                out.append(t)
+            for child in (2 * i + 1, 2 * i + 2):
+                if child < len(lane):
+                    heapq.heappush(frontier, (lane[child], child))
+        return out
 
     def heads(self) -> Iterator[MirrorTask]:
         for key, lane in list(self._lanes.items()):

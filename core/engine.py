@@ -253,6 +253,7 @@ class Engine(ScheduleEngine):
             self._tg = tg
             timers = tg.create_task(self._timers.run(), name="taskdeck timers")
             watcher = tg.create_task(self._watch_clients(), name="taskdeck client watch")
+            self._bw_refresh()
             sampler = tg.create_task(self._sample_forever(), name="taskdeck resource sampler")
             ready.set_result(None)
             await self._stop_event.wait()
@@ -524,7 +525,11 @@ class Engine(ScheduleEngine):
         t = self._tasks.get(rec.id)
         if t is None:
             return rec
-        changes: dict[str, Any] = {"wait_reason": self._why(t)}
+        changes: dict[str, Any] = {
+            "wait_reason": self._why(t),
+            "effective_priority": t.eff,
+            "preempted_by": self._preempted_by.get(t.id),
+        }
         run = t.run
         if run is not None and not run.finished:
             changes.update(
@@ -568,7 +573,8 @@ class Engine(ScheduleEngine):
             if "user" in names:
                 return "paused by you"
             if "preempted" in names:
-                return "paused — preempted"
+                by = self._preempted_by.get(t.id)
+                return "preempted" + (f" by #{by}" if by is not None else "") + " — resumes when a slot frees"
             if "group" in names:
                 until = self._settings.paused_groups.get(t.group or "")
                 return f"group {t.group} paused" + (f" until {from_ts(until):%H:%M}" if until else "")
@@ -581,8 +587,8 @@ class Engine(ScheduleEngine):
                 return f"scheduled in {_seconds_text(wait)}"
             if self._held:
                 return "queue held (stop after current)"
-            if not self._admit(t):
-                return f"group {t.group} at its limit ({self._settings.group_limits.get(t.group or '')})"
+            if t.in_ready and not self._admit(t):
+                return self._refusals.get(t.lane, "waiting for a slot")
             if len(self._running) >= self._settings.max_concurrency:
                 return "waiting for a slot"
             return "starting"
@@ -708,7 +714,7 @@ class Engine(ScheduleEngine):
         counts = {s.value: 0 for s in TaskState if s.is_active}
         for t in self._tasks.values():
             counts[t.state] = counts.get(t.state, 0) + 1
-        waiting = {t.id: self._why(t) or "" for t in self._ready}
+        waiting = {t.id: self._why(t) or "" for t in self._ready if t.state == TaskState.PENDING}
         return Snapshot(
             running=running,
             counts=counts,
@@ -717,6 +723,13 @@ class Engine(ScheduleEngine):
             paused_all=self._settings.paused_all,
             groups=tuple(self.groups()),
             waiting=waiting,
+            pressure=self._pressure,
+            pressure_source=self._pressure_source,
+            preempted=dict(self._preempted_by),
+            rate_limits=self.rate_limits(),
+            io=self.io_status(),
+            bandwidth=self.bandwidth(),
+            group_shares=self.group_shares(),
         )
 
 

@@ -134,16 +134,24 @@ class IoState:
     measured: dict[str, float] = field(default_factory=lambda: dict.fromkeys(RESOURCES, 0.0))
     learned: dict[str, float] = field(default_factory=lambda: dict.fromkeys(RESOURCES, 0.0))
     configured: dict[str, float | None] = field(default_factory=lambda: dict.fromkeys(RESOURCES))
+    limits: dict[str, float | None] = field(default_factory=lambda: dict.fromkeys(RESOURCES))  # bandwidth
+    measured_runs: dict[str, float] = field(default_factory=lambda: dict.fromkeys(RESOURCES, 0.0))
+    measured_users: dict[str, int] = field(default_factory=lambda: dict.fromkeys(RESOURCES, 0))
     running: dict[str, float] = field(default_factory=lambda: dict.fromkeys(RESOURCES, 0.0))
     users: dict[str, int] = field(default_factory=lambda: dict.fromkeys(RESOURCES, 0))
     samples: int = 0
+    seen: set[str] = field(default_factory=set)  # resources with a reading so far
 
     def capacity(self, r: str) -> float:
         configured = self.configured.get(r)
-        return configured if configured else max(self.learned[r], FLOORS[r])
+        cap = configured if configured else max(self.learned[r], FLOORS[r])
+        limit = self.limits.get(r)
+        return min(cap, limit) if limit else cap
 
     def usage(self, r: str) -> float:
-        return max(self.measured[r], self.running[r])
+        """The larger of the measured system rate and what running tasks take: their
+        budgets, or the rate they were measured at when that is more."""
+        return max(self.measured[r], self.running[r] + self.measured_runs[r])
 
     def add_sample(self, rates: Mapping[str, float]) -> None:
         """Smooth a sample (EWMA) and learn capacity as the highest smoothed rate seen:
@@ -152,7 +160,9 @@ class IoState:
         for r, rate in rates.items():
             if r not in self.measured or not math.isfinite(rate) or rate < 0:
                 continue
-            smoothed = rate if self.samples == 1 else EWMA_ALPHA * rate + (1 - EWMA_ALPHA) * self.measured[r]
+            first = r not in self.seen  # the first real reading is taken as it is
+            self.seen.add(r)
+            smoothed = rate if first else EWMA_ALPHA * rate + (1 - EWMA_ALPHA) * self.measured[r]
             self.measured[r] = smoothed
             self.learned[r] = max(self.learned[r], smoothed)
 
@@ -161,7 +171,7 @@ class IoState:
         resource may always run, so work never stalls."""
         for r in RESOURCES:
             need = budget.get(r, 0.0)
-            if need <= 0 or self.users[r] == 0:
+            if need <= 0 or self.users[r] + self.measured_users[r] == 0:
                 continue
             cap = self.capacity(r)
             used = self.usage(r)

@@ -5,6 +5,7 @@ control and the public API build on it (runner.py, control.py, engine.py)."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import functools
 import json
 import logging
@@ -13,6 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
+from core.bandwidth import BandwidthPolicy, ByteBucket
 from core.clock import Clock, SystemClock
 from core.config import (
     PRUNE_EVERY,
@@ -57,6 +59,7 @@ class _Run:
     __slots__ = (
         "atask",
         "budget",
+        "bw",
         "checkpoint",
         "checkpoint_text",
         "ctx",
@@ -68,6 +71,7 @@ class _Run:
         "grace_timer",
         "interrupt",
         "io",
+        "io_mark",
         "message",
         "payload",
         "policy",
@@ -76,6 +80,7 @@ class _Run:
         "rate_frac",
         "rate_t",
         "schedule_id",
+        "seq",
         "spec",
         "speed",
         "started_at",
@@ -83,6 +88,7 @@ class _Run:
         "timeout",
         "timeout_timer",
         "total",
+        "waiting",
         "worker",
     )
 
@@ -98,6 +104,7 @@ class _Run:
         self.spec: KindSpec | None = None
         self.interrupt: str | None = None
         self.started_at = 0.0
+        self.seq = 0  # claim order: tells apart runs started at the same instant
         self.io = [0, 0, 0, 0]
         self.progress: float | None = None
         self.message: str | None = None
@@ -115,6 +122,9 @@ class _Run:
         self.timeout_timer: Any = None
         self.worker: Any = None  # the process pool's handle while a process runs it
         self.budget: dict[str, float] = {}  # IO it holds while it runs
+        self.io_mark: tuple[int, ...] = (0, 0, 0, 0)  # self.io at the last sample
+        self.bw: ByteBucket | None = None  # its own bandwidth limit (payload bandwidth_limit)
+        self.waiting: asyncio.Future[None] | None = None  # while it waits for bandwidth
         self.ctx = TaskContext(self)
 
 
@@ -144,6 +154,22 @@ class EngineBase(ABC):
     @abstractmethod
     def _on_external_events(self, events: list[Any]) -> None:
         """Events other processes committed (raw rows), after the mirror took them in."""
+
+    @abstractmethod
+    def _dispatch_shares(self, now: float) -> None:
+        """Group weights or minimum slots are set: give each group its fair share first."""
+
+    @abstractmethod
+    def _schedule_promotion(self) -> None:
+        """Aging is on: wake up when the next queued task's effective priority improves."""
+
+    @abstractmethod
+    def _learn_kind_io(self, run: _Run, now: float) -> None:
+        """A run ended: fold its IO rates into its kind's averages."""
+
+    @abstractmethod
+    async def _throttle(self, run: _Run, nbytes: int) -> None:
+        """Wait until `nbytes` may move under the bandwidth limits."""
 
     @abstractmethod
     def _preempt(self) -> None:
@@ -197,7 +223,8 @@ class EngineBase(ABC):
         self._db = Database(path, conn, synchronous=config.synchronous, publish=self._on_committed)
         self._kinds: dict[str, KindSpec] = {}
         self._tasks: dict[int, MirrorTask] = {}
-        self._ready = ReadyQueue()
+        self._aging = config.aging
+        self._ready = ReadyQueue(config.aging, self._now)
         self._timers = Timers(self._clock)
         self._running: dict[int, _Run] = {}
         self._kids: dict[int, set[int]] = {}  # parent id -> ids of its live children
@@ -219,6 +246,14 @@ class EngineBase(ABC):
         self._refusals: dict[Any, str] = {}  # lane -> why its head was refused last
         self._gates_wake: TimerHandle | None = None
         self._preempted_by: dict[int, int] = {}  # victim -> the task it made room for
+        self._claim_seq = itertools.count(1)
+        self._kind_io_acc: dict[str, list[float]] = {}  # kind -> seconds run, then bytes of each
+        self._promotion_timer: TimerHandle | None = None  # aging
+        self._bw = BandwidthPolicy()
+        self._bw_tz_name: str | None = None
+        self._bw_bucket: ByteBucket | None = None  # the global bandwidth limit, shared
+        self._bw_waiters: set[asyncio.Future[None]] = set()
+        self._bw_timer: TimerHandle | None = None
         self._scheds: dict[int, SchedRow] = {}  # schedules, by id
         self._sched_timers: dict[int, TimerHandle] = {}
         self._sched_runs: dict[int, set[int]] = {}  # schedule id -> its active tasks
@@ -507,7 +542,7 @@ class EngineBase(ABC):
             if limit is not None and self._group_running.get(g, 0) >= limit:
                 self._refusals[t.lane] = f"group {g} at its limit ({limit})"
                 return False
-        if self._pressure and self._pressure >= pressure_threshold(t.priority):
+        if self._pressure and self._pressure >= pressure_threshold(t.eff):
             self._refusals[t.lane] = f"{self._pressure_source or 'system'} pressure {self._pressure:.2f}"
             return False
         if self._buckets:
@@ -555,24 +590,32 @@ class EngineBase(ABC):
         self._request_tick()
 
     def _dispatch(self) -> None:
+        if self._aging is not None:
+            self._schedule_promotion()
         if not self._dispatching or self._held:
             return
         now = self._now()
+        if self._settings.group_shares and self._ready.count:
+            self._dispatch_shares(now)
         while len(self._running) < self._settings.max_concurrency:
             t = self._ready.pop(self._admit)
             if t is None:
                 break
-            if t.expires_at is not None and not t.started and t.expires_at <= now:
-                self._expire(t)
-                continue
-            self._claim(t, now)
+            self._start(t, now)
         if self.config.preempt_at is not None and self._ready.count:
             self._preempt()
+
+    def _start(self, t: MirrorTask, now: float) -> None:
+        if t.expires_at is not None and not t.started and t.expires_at <= now:
+            self._expire(t)
+        else:
+            self._claim(t, now)
 
     def _claim(self, t: MirrorTask, now: float) -> None:
         db = self._db
         run = _Run(self, t)
         run.started_at = now
+        run.seq = next(self._claim_seq)
         if self._buckets:
             for scope in (f"kind:{t.kind}", f"group:{t.group}"):
                 bucket = self._buckets.get(scope)
@@ -600,6 +643,8 @@ class EngineBase(ABC):
 
     def _release_slot(self, run: _Run) -> None:
         t = run.task
+        if t.id in self._running:
+            self._learn_kind_io(run, self._now())
         if run.budget:
             self._io.hold(run.budget, -1)
             run.budget = {}
