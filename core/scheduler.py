@@ -5,8 +5,8 @@ control and the public API build on it (runner.py, control.py, engine.py)."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 import functools
+import itertools
 import json
 import logging
 import random

@@ -151,11 +151,11 @@ async def test_given_no_aging_when_a_low_task_waits_long_then_a_new_normal_task_
 
 
 def test_aging_settings_are_checked() -> None:
-    with pytest.raises(InvalidArgument, match="aging.interval"):
+    with pytest.raises(InvalidArgument, match=r"aging\.interval"):
         Aging(interval=0)
-    with pytest.raises(InvalidArgument, match="aging.step"):
+    with pytest.raises(InvalidArgument, match=r"aging\.step"):
         Aging(step=0)
-    with pytest.raises(InvalidArgument, match="aging.ceiling"):
+    with pytest.raises(InvalidArgument, match=r"aging\.ceiling"):
         Aging(ceiling=300)
     with pytest.raises(InvalidArgument, match="aging"):
         EngineConfig(aging=60)  # type: ignore[arg-type]
