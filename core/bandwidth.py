@@ -13,8 +13,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from core.clock import from_ts
 from core.errors import InvalidArgument
+from core.types import BandwidthStatus
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _DAY_SETS = {
@@ -66,6 +69,8 @@ def parse_time(value: Any, name: str) -> time:
     if isinstance(value, time):
         return value.replace(tzinfo=None)
     if isinstance(value, str):
+        if value.strip() in ("24:00", "24:00:00"):
+            return time(0, 0)  # midnight at the end of the day
         try:
             return time.fromisoformat(value.strip())
         except ValueError:
@@ -89,7 +94,8 @@ def check_bps(value: Any, name: str = "bps") -> float | None:
 @dataclass(frozen=True, slots=True)
 class BandwidthWindow:
     """On `days` from `start` to `end` (local time; an end before the start runs past
-    midnight into the next day), the global limit is `bps` (None: unlimited)."""
+    midnight into the next day, an end equal to the start makes it the whole day), the
+    global limit is `bps` (None: unlimited)."""
 
     days: frozenset[int]
     start: time
@@ -105,22 +111,21 @@ class BandwidthWindow:
         if not isinstance(entry, Sequence) or isinstance(entry, str) or len(entry) != 4:
             raise InvalidArgument(f"schedule entry: must be (days, start, end, bps), got {entry!r}")
         days, start, end, bps = entry
-        window = cls(parse_days(days), parse_time(start, "start"), parse_time(end, "end"), check_bps(bps))
-        if window.start == window.end:
-            raise InvalidArgument(f"schedule entry: start and end are both {window.start:%H:%M}")
-        return window
+        return cls(parse_days(days), parse_time(start, "start"), parse_time(end, "end"), check_bps(bps))
 
     def to_json(self) -> dict[str, Any]:
         return {
             "days": sorted(self.days),
             "start": self.start.isoformat("minutes"),
-            "end": self.end.isoformat("minutes"),
+            "end": "24:00" if self.end == time(0, 0) else self.end.isoformat("minutes"),
             "bps": self.bps,
         }
 
     def covers(self, local: datetime) -> bool:
         t = local.time().replace(tzinfo=None)
         day = local.weekday()
+        if self.start == self.end:
+            return day in self.days
         if self.start < self.end:
             return day in self.days and self.start <= t < self.end
         # past midnight: the evening of a listed day, or the morning after one
@@ -167,6 +172,20 @@ class BandwidthPolicy:
                 out.extend(e.timestamp() for e in w.edges_after(local) if e.timestamp() > ts)
         return min(out) if out else None
 
+    def status(self, now: float, tz_name: str | None, waiting: int = 0) -> BandwidthStatus:
+        limit, source = self.limit_at(now)
+        active = self.override_until is not None and now < self.override_until
+        return BandwidthStatus(
+            limit=limit,
+            source=source,
+            base=self.base,
+            override=self.override if active else None,
+            override_until=from_ts(self.override_until) if active else None,
+            schedule=self.schedule,
+            tz=tz_name,
+            waiting=waiting,
+        )
+
     def to_json(self) -> dict[str, Any]:
         return {
             "base": self.base,
@@ -177,12 +196,16 @@ class BandwidthPolicy:
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> BandwidthPolicy:
+        """Stored settings (as to_json wrote them, with "tz"); raises InvalidArgument or
+        ZoneInfoNotFoundError if they no longer parse."""
         data = data or {}
+        tz = data.get("tz")
         return cls(
             base=data.get("base"),
             override=data.get("override"),
             override_until=data.get("override_until"),
             schedule=tuple(BandwidthWindow.of(w) for w in data.get("schedule") or ()),
+            tz=ZoneInfo(tz) if tz else None,
         )
 
 

@@ -12,8 +12,9 @@ import os
 from collections.abc import AsyncGenerator, Generator, Iterable, Mapping
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfoNotFoundError
 
-from core.bandwidth import BandwidthWindow, check_bps
+from core.bandwidth import BandwidthPolicy, BandwidthWindow, check_bps
 from core.control import resubmission, unretried_failures
 from core.engine import graph_order
 from core.errors import (
@@ -37,6 +38,7 @@ from core.store.tasks import NewTask, dumps
 from core.store.transitions import pause_mask_from_db, settings_get
 from core.types import (
     JSON,
+    BandwidthStatus,
     Event,
     EventKind,
     GroupInfo,
@@ -515,6 +517,28 @@ class Client:
         self._check_open()
         return self._db.read(settings_get)
 
+    def bandwidth(self) -> BandwidthStatus:
+        """The global bandwidth limit as stored (see Engine.bandwidth)."""
+        stored = self.settings().get("bandwidth") or {}
+        try:
+            policy = BandwidthPolicy.from_json(stored)
+        except (InvalidArgument, ZoneInfoNotFoundError, ValueError):
+            policy = BandwidthPolicy()
+        return policy.status(datetime.now().astimezone().timestamp(), stored.get("tz"))
+
+    def rate_limits(self) -> dict[str, tuple[float, float | None]]:
+        stored = self.settings().get("rate_limits") or {}
+        return {scope: (float(rate), burst) for scope, (rate, burst) in stored.items()}
+
+    def group_shares(self) -> dict[str, dict[str, float]]:
+        """Weights and minimum slots as stored (the share each gets is the engine's to say)."""
+        stored = self.settings().get("group_shares") or {}
+        return {g: {"weight": float(w), "min_slots": int(n)} for g, (w, n) in sorted(stored.items())}
+
+    def io_capacity(self) -> dict[str, float]:
+        """Configured IO capacities, bytes/s (resources not listed are learned)."""
+        return dict(self.settings().get("io_capacity") or {})
+
     def groups(self) -> list[GroupInfo]:
         self._check_open()
 
@@ -578,6 +602,9 @@ class Client:
             held=bool(engine.get("held", False)),
             paused_all=bool(settings.get("paused_all", False)),
             groups=tuple(self.groups()),
+            rate_limits=self.rate_limits(),
+            bandwidth=self.bandwidth(),
+            group_shares=self.group_shares(),
             waiting={},
         )
 

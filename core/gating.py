@@ -23,7 +23,6 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from core.bandwidth import BandwidthPolicy, BandwidthWindow, ByteBucket, check_bps
-from core.clock import from_ts
 from core.config import MAX_CONCURRENCY_LIMIT
 from core.control import EngineControl
 from core.dispatch import MirrorTask
@@ -363,20 +362,8 @@ class ResourceEngine(EngineControl):
 
     def bandwidth(self) -> BandwidthStatus:
         """The global bandwidth limit now, where it comes from, and its settings."""
-        bw = self._bw
-        now = self._now()
-        limit, source = bw.limit_at(now)
-        active = bw.override_until is not None and now < bw.override_until
-        return BandwidthStatus(
-            limit=limit,
-            source=source,
-            base=bw.base,
-            override=bw.override if active else None,
-            override_until=from_ts(bw.override_until) if active else None,
-            schedule=tuple(bw.schedule),
-            tz=self._bw_tz_name,
-            waiting=len(self._bw_waiters),
-        )
+        self._check_open()
+        return self._bw.status(self._now(), self._bw_tz_name, len(self._bw_waiters))
 
     def _bw_refresh(self) -> None:
         """Apply the limit in force now to the shared bucket, wake throttled handlers so
@@ -513,7 +500,6 @@ class ResourceEngine(EngineControl):
         try:
             self._bw = BandwidthPolicy.from_json(stored)
             self._bw_tz_name = stored.get("tz")
-            self._bw.tz = ZoneInfo(self._bw_tz_name) if self._bw_tz_name else None
         except (InvalidArgument, ZoneInfoNotFoundError, ValueError) as e:
             logger.warning("ignoring stored bandwidth settings that no longer parse: %s", e)
         self._load_kind_io()

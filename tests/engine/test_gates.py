@@ -569,3 +569,72 @@ async def test_given_pressure_then_the_task_names_the_source_and_level(
     await ticks()
     expected = "memory pressure 0.80"
     assert why(eng, low.id) == (expected, expected)
+
+
+# -- IO that tasks are measured doing, and what kinds learn from history -------------------------
+
+
+class Writer:
+    """Records `mb` megabytes written per second of the fake clock until released."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.release = asyncio.Event()
+
+    async def __call__(self, ctx: Any, payload: dict[str, Any]) -> None:
+        while not self.release.is_set():
+            ctx.record_io(written=int(payload["mb"] * MB))
+            await self.clock.sleep_until(self.clock.now() + timedelta(seconds=1))
+
+
+async def test_given_a_task_without_a_budget_when_it_is_measured_writing_then_its_rate_counts_as_usage(
+    make: Make, clock: FakeClock, sampler: FakeSampler
+) -> None:
+    eng = await make()
+    writer = Writer(clock)
+    eng.register("writer", writer)
+    await eng.set_io_capacity("disk_write", 100 * MB)
+    await eng.submit("writer", {"mb": 90})
+    await until(lambda: len(eng.snapshot().running) == 1)
+    for _ in range(3):
+        await sample(clock, sampler, disk_write=0.0)  # the system sampler sees nothing (a cache)
+    assert eng.io_status()["disk_write"]["used"] == pytest.approx(90 * MB)
+    # A task that declares disk writes now waits: 90 + 10 MB/s would pass 80% of 100 MB/s.
+    waiting = await eng.submit("disk")
+    await ticks()
+    assert state(eng, waiting.id) is TaskState.PENDING
+    assert eng.get(waiting.id).wait_reason == "IO busy: disk write 90% of 100 MB/s"  # type: ignore[union-attr]
+    writer.release.set()
+    await sample(clock, sampler)
+    await until(lambda: state(eng, waiting.id) is TaskState.RUNNING)
+
+
+async def test_given_a_kind_that_wrote_before_when_it_declares_no_budget_then_its_history_is_its_budget(
+    make: Make, clock: FakeClock, sampler: FakeSampler, db_path: Path
+) -> None:
+    eng = await make()
+    writer = Writer(clock)
+    eng.register("writer", writer)
+    first = await eng.submit("writer", {"mb": 40})
+    await until(lambda: len(eng.snapshot().running) == 1)
+    for _ in range(4):
+        await sample(clock, sampler)
+    writer.release.set()
+    clock.advance(1)
+    await eng.wait(first.id, timeout=10)
+    assert eng.stats("writer").io_rates["written"] == pytest.approx(40 * MB, rel=0.3)
+    await eng.stop()
+    # Reopened, the engine knows what "writer" does from history: with the disk busy, a new
+    # writer waits although it declares nothing, and a kind with no history does not.
+    eng = await make()
+    eng.register("writer", Writer(clock))
+    await eng.set_io_capacity("disk_write", 100 * MB)
+    blocker = await eng.submit("disk")  # holds 10 MB/s of budget: someone uses the disk
+    await until(lambda: state(eng, blocker.id) is TaskState.RUNNING)
+    await sample(clock, sampler, disk_write=50 * MB)
+    second = await eng.submit("writer", {"mb": 1})
+    fresh = await eng.submit("hold")
+    await ticks()
+    assert state(eng, second.id) is TaskState.PENDING
+    assert (eng.get(second.id).wait_reason or "").startswith("IO busy: disk write")  # type: ignore[union-attr]
+    await until(lambda: state(eng, fresh.id) is TaskState.RUNNING)
