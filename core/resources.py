@@ -118,6 +118,25 @@ def battery_pressure() -> float:
     return 1.0 if battery.percent < 20 else 0.5
 
 
+@dataclass(frozen=True, slots=True)
+class PressureSource:
+    """A named pressure source (the name is what a waiting task's reason shows)."""
+
+    name: str
+    read: Callable[[], float]
+
+    def __call__(self) -> float:
+        return self.read()
+
+
+# What a desktop app watches: pass as EngineConfig(pressure_sources=SYSTEM_PRESSURE).
+SYSTEM_PRESSURE = (
+    PressureSource("memory", memory_pressure),
+    PressureSource("CPU", cpu_pressure),
+    PressureSource("battery", battery_pressure),
+)
+
+
 def pressure_threshold(priority: int) -> float:
     """The pressure at which a task of this priority waits (HIGH and above never do)."""
     if priority >= 192:

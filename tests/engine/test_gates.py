@@ -638,3 +638,12 @@ async def test_given_a_kind_that_wrote_before_when_it_declares_no_budget_then_it
     assert state(eng, second.id) is TaskState.PENDING
     assert (eng.get(second.id).wait_reason or "").startswith("IO busy: disk write")  # type: ignore[union-attr]
     await until(lambda: state(eng, fresh.id) is TaskState.RUNNING)
+
+
+def test_the_system_pressure_sources_read_real_values_between_0_and_1() -> None:
+    from core.resources import SYSTEM_PRESSURE
+
+    for source in SYSTEM_PRESSURE:
+        value = source()
+        assert 0.0 <= value <= 1.0, (source.name, value)
+    assert [s.name for s in SYSTEM_PRESSURE] == ["memory", "CPU", "battery"]
