@@ -463,6 +463,7 @@ class EngineControl(TaskTrees):
             )
 
         await self._emit(EventKind.LIMITS_CHANGED, {"group": group, "limit": n}, scope=group, extra=extra)
+        self._ready.unpark(("group", group))
         self._request_tick()
 
     def groups(self) -> list[GroupInfo]:

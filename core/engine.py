@@ -587,7 +587,7 @@ class Engine(ScheduleEngine):
                 return f"scheduled in {_seconds_text(wait)}"
             if self._held:
                 return "queue held (stop after current)"
-            if t.in_ready and not self._admit(t):
+            if t.in_ready and self._admit(t) is not None:
                 return self._refusals.get(t.lane, "waiting for a slot")
             if len(self._running) >= self._settings.max_concurrency:
                 return "waiting for a slot"

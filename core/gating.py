@@ -28,7 +28,7 @@ from core.control import EngineControl
 from core.dispatch import MirrorTask
 from core.errors import Interrupted, InvalidArgument, Permanent
 from core.resources import RESOURCES, SAMPLE_SECONDS, TokenBucket, human_rate
-from core.scheduler import _Run
+from core.scheduler import _PRESSURE, _RATE, _Run
 from core.store.transitions import settings_put
 from core.types import BandwidthStatus, EventKind, PauseReason
 from core.validation import (
@@ -70,14 +70,11 @@ class ResourceEngine(EngineControl):
         # slot of their group. A lane is refused or admitted whole, so its head decides
         # for the urgent tasks behind it.
         urgent: list[tuple[tuple[int, float, int], MirrorTask, bool]] = []
-        for head in self._ready.heads():
-            if head.eff > preempt_at:
-                continue
-            group_bound = False
-            if not self._admit(head):
-                group_bound = self._refusals.get(head.lane, "").startswith(f"group {head.group} ")
-                if not group_bound:
-                    continue  # refused by something preemption cannot help (rate, IO, pressure)
+        for head in self._ready.urgent_heads(preempt_at):
+            park = self._admit(head)
+            group_bound = park is not None and park[0] == "group"
+            if park is not None and not group_bound:
+                continue  # refused by something preemption cannot help (rate, IO, pressure)
             for t in self._ready.first(head.lane, limit, preempt_at, budget=4 * limit):
                 if t.priority <= preempt_at:
                     urgent.append((t.order, t, group_bound))
@@ -144,7 +141,10 @@ class ResourceEngine(EngineControl):
                 continue
             if math.isfinite(value) and value > self._pressure:
                 self._pressure, self._pressure_source = min(1.0, max(0.0, value)), name
-        if self._refusals or before != self._pressure:
+        if before != self._pressure:
+            self._ready.unpark(_PRESSURE)
+        self._io_freed()
+        if self._ready.count:
             self._request_tick()
 
     def _measure_runs(self) -> None:
@@ -202,13 +202,13 @@ class ResourceEngine(EngineControl):
         limit = self._settings.max_concurrency
         urgent = self.config.preempt_at if self.config.preempt_at is not None else 64
         while len(self._running) < limit:
-            t = self._ready.pop(lambda t: t.eff <= urgent and self._admit(t))
+            t = self._ready.pop(self._admit, max_eff=urgent)
             if t is None:
                 break
             self._start(t, now)
         for g, share in self._allocate().items():
             while len(self._running) < limit and self._group_running.get(g, 0) < share:
-                t = self._ready.pop(lambda t, g=g: t.group == g and self._admit(t))  # type: ignore[misc]
+                t = self._ready.pop(self._admit, group=g)
                 if t is None:
                     break
                 self._start(t, now)
@@ -377,6 +377,7 @@ class ResourceEngine(EngineControl):
         elif self._bw_bucket.rate != limit:
             self._bw_bucket.set_rate(now, limit)
         self._io.limits["net_rx"] = self._io.limits["net_tx"] = limit
+        self._io_freed()
         for fut in self._bw_waiters:
             _wake(fut)
         if self._bw_timer is not None:
@@ -452,6 +453,7 @@ class ResourceEngine(EngineControl):
         data = {"rate_limit": scope, "per_second": per_second, "burst": burst}
         await self._emit(EventKind.LIMITS_CHANGED, data, scope=scope,
                          extra=lambda conn: settings_put(conn, "rate_limits", limits))  # fmt: skip
+        self._ready.unpark(_RATE)
         self._request_tick()
 
     def rate_limits(self) -> dict[str, tuple[float, float | None]]:
@@ -465,6 +467,7 @@ class ResourceEngine(EngineControl):
         configured = {r: v for r, v in self._io.configured.items() if v}
         await self._emit(EventKind.SETTINGS_CHANGED, {"io_capacity": {resource: bps}},
                          extra=lambda conn: settings_put(conn, "io_capacity", configured))  # fmt: skip
+        self._io_freed()
         self._request_tick()
 
     def io_status(self) -> dict[str, dict[str, float]]:

@@ -185,22 +185,28 @@ class IoState:
             self.measured[r] = smoothed
             self.learned[r] = max(self.learned[r], smoothed)
 
-    def refusal(self, budget: Mapping[str, float], threshold: float) -> str | None:
-        """Why a task with this budget must wait, or None. At least one task per
-        resource may always run, so work never stalls."""
+    def headroom(self, r: str, threshold: float) -> float:
+        """How much more of `r` a task may ask for now. Unbounded while no task uses it:
+        at least one task per resource may always run, so work never stalls."""
+        if self.users[r] + self.measured_users[r] == 0:
+            return math.inf
+        return threshold * self.capacity(r) - self.usage(r)
+
+    def refusal(self, budget: Mapping[str, float], threshold: float) -> tuple[str, float] | None:
+        """The first resource a task with this budget would push past the threshold, and
+        its need of it; None if it fits."""
         for r in RESOURCES:
             need = budget.get(r, 0.0)
-            if need <= 0 or self.users[r] + self.measured_users[r] == 0:
-                continue
-            cap = self.capacity(r)
-            used = self.usage(r)
-            if used + need > threshold * cap:
-                return f"IO busy: {LABELS[r]} {100 * used / cap:.0f}% of {human_rate(cap)}"
+            if need > 0 and need > self.headroom(r, threshold):
+                return r, need
         return None
 
+    def describe(self, r: str) -> str:
+        cap = self.capacity(r)
+        return f"IO busy: {LABELS[r]} {100 * self.usage(r) / cap:.0f}% of {human_rate(cap)}"
+
     def hold(self, budget: Mapping[str, float], sign: int) -> None:
-        for r in RESOURCES:
-            need = budget.get(r, 0.0)
+        for r, need in budget.items():
             if need > 0:
                 self.running[r] = max(0.0, self.running[r] + sign * need)
                 self.users[r] = max(0, self.users[r] + sign)

@@ -10,8 +10,9 @@ import itertools
 import json
 import logging
 import random
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from core.bandwidth import BandwidthPolicy, ByteBucket
@@ -22,7 +23,7 @@ from core.config import (
     _Settings,
 )
 from core.context import TaskContext
-from core.dispatch import MirrorTask, ReadyQueue
+from core.dispatch import MirrorTask, Park, ReadyQueue
 from core.errors import (
     EngineClosed,
     UnknownKind,
@@ -50,6 +51,10 @@ from core.types import (
 from core.validation import new_task
 
 logger = logging.getLogger(__name__)
+
+_NO_BUDGET: Mapping[str, float] = {}
+_PRESSURE: Park = ("pressure",)
+_RATE: Park = ("rate",)
 T = TypeVar("T")
 
 
@@ -121,7 +126,7 @@ class _Run:
         self.grace_timer: Any = None
         self.timeout_timer: Any = None
         self.worker: Any = None  # the process pool's handle while a process runs it
-        self.budget: dict[str, float] = {}  # IO it holds while it runs
+        self.budget: Mapping[str, float] = _NO_BUDGET  # IO it holds while it runs
         self.io_mark: tuple[int, ...] = (0, 0, 0, 0)  # self.io at the last sample
         self.bw: ByteBucket | None = None  # its own bandwidth limit (payload bandwidth_limit)
         self.waiting: asyncio.Future[None] | None = None  # while it waits for bandwidth
@@ -219,6 +224,7 @@ class EngineBase(ABC):
         self.path = path
         self.config = config
         self._clock: Clock = config.clock or SystemClock()
+        self._init_now()
         self._lock = lock
         self._db = Database(path, conn, synchronous=config.synchronous, publish=self._on_committed)
         self._kinds: dict[str, KindSpec] = {}
@@ -243,6 +249,7 @@ class EngineBase(ABC):
         self._pressure = 0.0
         self._pressure_source: str | None = None
         self._kind_io: dict[str, dict[str, float]] = {}  # learned from history (stats)
+        self._budgets: dict[Any, Mapping[str, float]] = {}  # IO budgets as dicts, by their key
         self._refusals: dict[Any, str] = {}  # lane -> why its head was refused last
         self._gates_wake: TimerHandle | None = None
         self._preempted_by: dict[int, int] = {}  # victim -> the task it made room for
@@ -298,6 +305,11 @@ class EngineBase(ABC):
 
     def _now(self) -> float:
         return self._clock.now().timestamp()
+
+    def _init_now(self) -> None:
+        """The real clock's now() is time.time(); skip building a datetime on every read."""
+        if type(self._clock) is SystemClock:
+            self._now = time.time  # type: ignore[method-assign]
 
     def _check_open(self) -> None:
         if self._closed:
@@ -533,18 +545,18 @@ class EngineBase(ABC):
         self._db.writer.flush()
         self._check_idle()
 
-    def _admit(self, t: MirrorTask) -> bool:
-        """Whether a lane's head may start now (free slots aside); a refusal is recorded
-        with its reason, which is what the task's wait_reason shows."""
+    def _admit(self, t: MirrorTask) -> Park | None:
+        """None if a lane's head may start now (free slots aside); else the gate that
+        refuses it, to park the lane under. The reason in words is kept for wait_reason."""
         g = t.group
         if g is not None:
             limit = self._settings.group_limits.get(g)
             if limit is not None and self._group_running.get(g, 0) >= limit:
                 self._refusals[t.lane] = f"group {g} at its limit ({limit})"
-                return False
+                return ("group", g)
         if self._pressure and self._pressure >= pressure_threshold(t.eff):
             self._refusals[t.lane] = f"{self._pressure_source or 'system'} pressure {self._pressure:.2f}"
-            return False
+            return _PRESSURE
         if self._buckets:
             now = self._now()
             ready = max(
@@ -558,24 +570,35 @@ class EngineBase(ABC):
             if ready > now:
                 self._refusals[t.lane] = f"rate limited: next in {ready - now:.1f} s"
                 self._wake_at(ready)
-                return False
+                return _RATE
         budget = self._budget(t)
         if budget:
-            reason = self._io.refusal(budget, self.config.io_threshold)
-            if reason is not None:
-                self._refusals[t.lane] = reason
-                return False
+            refused = self._io.refusal(budget, self.config.io_threshold)
+            if refused is not None:
+                self._refusals[t.lane] = self._io.describe(refused[0])
+                return ("io", *refused)
         self._refusals.pop(t.lane, None)
-        return True
+        return None
 
-    def _budget(self, t: MirrorTask) -> dict[str, float]:
+    def _io_freed(self) -> None:
+        """IO headroom may have grown: lanes waiting for it whose need now fits may go."""
+        threshold = self.config.io_threshold
+        self._ready.unpark_io(lambda r: self._io.headroom(r, threshold))
+
+    def _budget(self, t: MirrorTask) -> Mapping[str, float]:
         """A task's IO budget: its own, its kind's, or what its kind did on average."""
         if t.io is not None:
-            return dict(t.io)
+            budget = self._budgets.get(t.io)
+            if budget is None:
+                budget = self._budgets[t.io] = dict(t.io)
+            return budget
         spec = self._kinds.get(t.kind)
         if spec is not None and spec.info.io is not None:
-            return budget_of(spec.info.io.to_json())
-        return self._kind_io.get(t.kind, {})
+            budget = self._budgets.get(spec.info.io)
+            if budget is None:
+                budget = self._budgets[spec.info.io] = budget_of(spec.info.io.to_json())
+            return budget
+        return self._kind_io.get(t.kind, _NO_BUDGET)
 
     def _wake_at(self, when: float) -> None:
         """Dispatch again at `when` (a token comes due), not before: no polling."""
@@ -587,6 +610,7 @@ class EngineBase(ABC):
 
     def _gates_due(self) -> None:
         self._gates_wake = None
+        self._ready.unpark(_RATE)
         self._request_tick()
 
     def _dispatch(self) -> None:
@@ -643,17 +667,20 @@ class EngineBase(ABC):
 
     def _release_slot(self, run: _Run) -> None:
         t = run.task
-        if t.id in self._running:
+        if t.id in self._running and (run.io[0] or run.io[1] or run.io[2] or run.io[3]):
             self._learn_kind_io(run, self._now())
         if run.budget:
             self._io.hold(run.budget, -1)
-            run.budget = {}
+            run.budget = _NO_BUDGET
+            self._io_freed()
         if self._running.pop(t.id, None) is not None:
             n = self._group_running.get(t.group, 1) - 1
             if n:
                 self._group_running[t.group] = n
             else:
                 self._group_running.pop(t.group, None)
+            if t.group is not None:
+                self._ready.unpark(("group", t.group))
 
     def _check_idle(self) -> None:
         idle = not self._running and self._ready.count == 0
