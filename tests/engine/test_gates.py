@@ -647,3 +647,34 @@ def test_the_system_pressure_sources_read_real_values_between_0_and_1() -> None:
         value = source()
         assert 0.0 <= value <= 1.0, (source.name, value)
     assert [s.name for s in SYSTEM_PRESSURE] == ["memory", "CPU", "battery"]
+
+
+async def test_given_many_lanes_refused_for_io_when_the_disk_frees_up_then_each_runs_in_turn(
+    make: Make, clock: FakeClock, sampler: FakeSampler, hold: Hold
+) -> None:
+    """Tasks with budgets of their own each make a lane; refused lanes are parked, and
+    must all come back when the headroom they need returns."""
+    eng = await make(max_concurrency=2)
+    await eng.set_io_capacity("disk_write", 100 * MB)
+    big = await eng.submit("disk", io=IoBudget(disk_write=70 * MB))  # the first always runs
+    await until(lambda: hold.started == [big.id])
+    ids = [(await eng.submit("quick", io=IoBudget(disk_write=(20 + i % 7) * MB))).id for i in range(60)]
+    await ticks()
+    assert all(state(eng, i) is TaskState.PENDING for i in ids)
+    assert why(eng, ids[0])[0] == "IO busy: disk write 70% of 100 MB/s"
+    hold.released.add(big.id)  # the disk frees up: every parked lane fits again
+    for i in ids:
+        assert (await eng.wait(i, timeout=10)).state is TaskState.COMPLETED
+
+
+async def test_given_a_lane_waiting_for_pressure_when_a_more_urgent_task_joins_it_then_that_one_starts(
+    make: Make, clock: FakeClock, sampler: FakeSampler
+) -> None:
+    eng = await make(pressure_sources=(Level("memory", 0.6),))
+    await sample(clock, sampler)
+    low = await eng.submit("quick", priority=Priority.LOW)  # waits at pressure 0.6
+    await ticks()
+    assert state(eng, low.id) is TaskState.PENDING
+    normal = await eng.submit("quick", priority=Priority.NORMAL)  # same lane, passes at 0.6
+    assert (await eng.wait(normal.id, timeout=10)).state is TaskState.COMPLETED
+    assert state(eng, low.id) is TaskState.PENDING
