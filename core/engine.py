@@ -686,6 +686,12 @@ class Engine(ScheduleEngine):
             self._db.writer.flush()
         return self._db.read(lambda c: q.logs(c, task_id, since))
 
+    def settings(self) -> dict[str, Any]:
+        """Engine settings as stored (concurrency, retention, limits, bandwidth...), the
+        same view a Client has."""
+        self._check_open()
+        return self._db.read(settings_get)
+
     def stats(self, kind: str) -> KindStats:
         self._check_open()
         return self._db.read(lambda c: q.stats(c, kind))

@@ -694,7 +694,9 @@ class EngineBase(ABC):
             if not f.done():
                 f.set_result(None)
         self._terminal_since_prune += 1
-        if self._terminal_since_prune >= PRUNE_EVERY and not self._prune_running:
+        keep = self._settings.retention_keep
+        every = PRUNE_EVERY if keep is None else max(1, min(PRUNE_EVERY, keep // 8))
+        if self._terminal_since_prune >= every and not self._prune_running:
             self._terminal_since_prune = 0
             self._prune_running = True
             assert self._loop is not None
