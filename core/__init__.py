@@ -1,9 +1,11 @@
 """Taskdeck's engine: a durable priority task queue on SQLite. This module is the public
 API; nothing else in `core` is a promise."""
 
+from core.bandwidth import BandwidthWindow as BandwidthWindow
 from core.client import Client as Client
 from core.clock import Clock as Clock
 from core.clock import SystemClock as SystemClock
+from core.config import Aging as Aging
 from core.context import SyncTaskContext as SyncTaskContext
 from core.context import TaskContext as TaskContext
 from core.engine import Engine as Engine
@@ -33,6 +35,7 @@ from core.joins import join_quorum as join_quorum
 from core.schedules import Schedule as Schedule
 from core.schedules import Schedules as Schedules
 from core.schedules import ScheduleSpec as ScheduleSpec
+from core.types import BandwidthStatus as BandwidthStatus
 from core.types import ChildOutcome as ChildOutcome
 from core.types import Event as Event
 from core.types import EventKind as EventKind
@@ -55,6 +58,9 @@ from core.types import TaskRecord as TaskRecord
 from core.types import TaskState as TaskState
 
 __all__ = [
+    "Aging",
+    "BandwidthStatus",
+    "BandwidthWindow",
     "ChildOutcome",
     "Client",
     "Clock",

@@ -12,7 +12,9 @@ import os
 from collections.abc import AsyncGenerator, Generator, Iterable, Mapping
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfoNotFoundError
 
+from core.bandwidth import BandwidthPolicy, BandwidthWindow, check_bps
 from core.control import resubmission, unretried_failures
 from core.engine import graph_order
 from core.errors import (
@@ -36,6 +38,7 @@ from core.store.tasks import NewTask, dumps
 from core.store.transitions import pause_mask_from_db, settings_get
 from core.types import (
     JSON,
+    BandwidthStatus,
     Event,
     EventKind,
     GroupInfo,
@@ -51,7 +54,16 @@ from core.types import (
     TaskRecord,
     TaskState,
 )
-from core.validation import check_priority, check_states, new_task
+from core.validation import (
+    check_group_name,
+    check_io_capacity,
+    check_min_slots,
+    check_priority,
+    check_rate_limit,
+    check_states,
+    check_weight,
+    new_task,
+)
 
 POLL_SECONDS = 0.1
 
@@ -300,17 +312,11 @@ class Client:
         await self._request("release")
 
     async def pause_group(self, group: str, until: datetime | float | None = None) -> None:
-        _check_group(group)
-        if isinstance(until, datetime):
-            if until.tzinfo is None:
-                raise InvalidArgument("until: must be timezone-aware")
-            until = until.timestamp() - datetime.now().astimezone().timestamp()
-            if until <= 0:
-                raise InvalidArgument("until: must be in the future")
-        await self._request("pause_group", group=group, until=until)
+        check_group_name(group)
+        await self._request("pause_group", group=group, until=_seconds_until(until))
 
     async def resume_group(self, group: str) -> None:
-        _check_group(group)
+        check_group_name(group)
         await self._request("resume_group", group=group)
 
     async def set_max_concurrency(self, n: int) -> None:
@@ -319,10 +325,35 @@ class Client:
         await self._request("set_max_concurrency", n=n)
 
     async def set_group_limit(self, group: str, n: int | None) -> None:
-        _check_group(group)
+        check_group_name(group)
         if n is not None and (isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 1024):
             raise InvalidArgument(f"limit: must be None or an int in 1..1024, got {n!r}")
         await self._request("set_group_limit", group=group, n=n)
+
+    async def set_rate_limit(self, scope: str, per_second: float | None, burst: float | None = None) -> None:
+        scope, rate, burst = check_rate_limit(scope, per_second, burst)
+        await self._request("set_rate_limit", scope=scope, per_second=rate, burst=burst)
+
+    async def set_io_capacity(self, resource: str, bps: float | None) -> None:
+        resource, bps = check_io_capacity(resource, bps)
+        await self._request("set_io_capacity", resource=resource, bps=bps)
+
+    async def set_group_weight(self, group: str, weight: float | None) -> None:
+        await self._request("set_group_weight", group=check_group_name(group), weight=check_weight(weight))
+
+    async def set_group_min_slots(self, group: str, n: int | None) -> None:
+        n = check_min_slots(n, 1024)
+        await self._request("set_group_min_slots", group=check_group_name(group), n=n)
+
+    async def set_bandwidth_limit(self, bps: float | None, until: datetime | float | None = None) -> None:
+        limit = check_bps(bps)
+        await self._request("set_bandwidth_limit", bps=limit, until=_seconds_until(until))
+
+    async def set_bandwidth_schedule(self, windows: Iterable[Any], tz: str | None = None) -> None:
+        if isinstance(windows, str | bytes) or not isinstance(windows, Iterable):
+            raise InvalidArgument(f"windows: must be a list of (days, start, end, bps), got {windows!r}")
+        entries = [BandwidthWindow.of(w).to_json() for w in windows]
+        await self._request("set_bandwidth_schedule", windows=entries, tz=tz)
 
     async def set_retention(self, keep: int | None = 10_000, days: float | None = 90.0) -> None:
         await self._request("set_retention", keep=keep, days=days)
@@ -486,6 +517,28 @@ class Client:
         self._check_open()
         return self._db.read(settings_get)
 
+    def bandwidth(self) -> BandwidthStatus:
+        """The global bandwidth limit as stored (see Engine.bandwidth)."""
+        stored = self.settings().get("bandwidth") or {}
+        try:
+            policy = BandwidthPolicy.from_json(stored)
+        except (InvalidArgument, ZoneInfoNotFoundError, ValueError):
+            policy = BandwidthPolicy()
+        return policy.status(datetime.now().astimezone().timestamp(), stored.get("tz"))
+
+    def rate_limits(self) -> dict[str, tuple[float, float | None]]:
+        stored = self.settings().get("rate_limits") or {}
+        return {scope: (float(rate), burst) for scope, (rate, burst) in stored.items()}
+
+    def group_shares(self) -> dict[str, dict[str, float]]:
+        """Weights and minimum slots as stored (the share each gets is the engine's to say)."""
+        stored = self.settings().get("group_shares") or {}
+        return {g: {"weight": float(w), "min_slots": int(n)} for g, (w, n) in sorted(stored.items())}
+
+    def io_capacity(self) -> dict[str, float]:
+        """Configured IO capacities, bytes/s (resources not listed are learned)."""
+        return dict(self.settings().get("io_capacity") or {})
+
     def groups(self) -> list[GroupInfo]:
         self._check_open()
 
@@ -549,6 +602,9 @@ class Client:
             held=bool(engine.get("held", False)),
             paused_all=bool(settings.get("paused_all", False)),
             groups=tuple(self.groups()),
+            rate_limits=self.rate_limits(),
+            bandwidth=self.bandwidth(),
+            group_shares=self.group_shares(),
             waiting={},
         )
 
@@ -686,9 +742,16 @@ def _jsonable(changes: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _check_group(group: object) -> None:
-    if not isinstance(group, str) or not group:
-        raise InvalidArgument(f"group: must be a non-empty string, got {group!r}")
+def _seconds_until(until: datetime | float | None) -> float | None:
+    """`until` as seconds from now: the engine measures it on its own clock."""
+    if not isinstance(until, datetime):
+        return until
+    if until.tzinfo is None:
+        raise InvalidArgument("until: must be timezone-aware")
+    seconds = until.timestamp() - datetime.now().astimezone().timestamp()
+    if seconds <= 0:
+        raise InvalidArgument("until: must be in the future")
+    return seconds
 
 
 def _inbox(conn: Any, op: str, args: dict[str, Any], now: float) -> None:

@@ -126,6 +126,13 @@ class TaskContext:
         io[2] += sent
         io[3] += received
 
+    async def throttle(self, nbytes: int) -> None:
+        """Draw `nbytes` from the bandwidth budget before moving them over the network:
+        returns at once when no limit applies, else when the global limit (and this
+        task's payload `bandwidth_limit`, in bytes/s) allow it. Raises Interrupted if the
+        task is being stopped meanwhile."""
+        await self._run.engine._throttle(self._run, nbytes)
+
     def log(self, message: str, level: str = "info") -> None:
         """Append a line to this task's log (kept with the task; credentials are masked)."""
         if level not in LOG_LEVELS:
@@ -306,6 +313,10 @@ class SyncTaskContext:
         run = self._ctx._run
         if run.interrupt is not None:
             raise Interrupted(run.interrupt)
+
+    def throttle(self, nbytes: int) -> None:
+        """Block until `nbytes` may be moved under the bandwidth limits (see TaskContext)."""
+        asyncio.run_coroutine_threadsafe(self._ctx.throttle(nbytes), self._loop).result()
 
     def spawn_child(self, kind: str, payload: JSON = None, **options: Any) -> SubmitResult:
         return asyncio.run_coroutine_threadsafe(

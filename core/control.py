@@ -128,14 +128,7 @@ class EngineControl(TaskTrees):
         now = self._now()
         t.reasons = mask
         if t.state in (TaskState.PENDING, TaskState.PAUSED):
-            if mask:
-                self._ready.discard(t)
-                if t.timer is not None:
-                    t.timer.cancel()
-                    t.timer = None
-                t.state = TaskState.PAUSED
-            else:
-                self._make_pending(t)
+            self._settle(t)
         await db.writer.run(lambda conn: db.tr.set_pause(conn, t.id, now, mask, event=event, event_data=data))
         self._request_tick()
 
@@ -359,14 +352,7 @@ class EngineControl(TaskTrees):
                 continue
             t.reasons = mask
             if t.state in (TaskState.PENDING, TaskState.PAUSED):
-                if mask:
-                    self._ready.discard(t)
-                    if t.timer is not None:
-                        t.timer.cancel()
-                        t.timer = None
-                    t.state = TaskState.PAUSED
-                else:
-                    self._make_pending(t)
+                self._settle(t)
             changes.append((t.id, mask))
         db = self._db
 
@@ -382,23 +368,25 @@ class EngineControl(TaskTrees):
             self._interrupt(run, "pause")
         self._request_tick()
 
+    def _until_ts(self, until: datetime | float | None) -> float | None:
+        """`until` (an aware datetime, or seconds from now) as a timestamp."""
+        if until is None:
+            return None
+        if isinstance(until, datetime):
+            if until.tzinfo is None:
+                raise InvalidArgument("until: must be timezone-aware")
+            return until.timestamp()
+        try:
+            return self._now() + check_seconds("until", until)
+        except ValueError as e:
+            raise InvalidArgument(str(e)) from e
+
     async def pause_group(self, group: str, until: datetime | float | None = None) -> None:
         """Pause a group's tasks, until resumed or until `until` (aware datetime or seconds)."""
         self._check_open()
         if not isinstance(group, str) or not group:
             raise InvalidArgument(f"group: must be a non-empty string, got {group!r}")
-        until_ts: float | None
-        if until is None:
-            until_ts = None
-        elif isinstance(until, datetime):
-            if until.tzinfo is None:
-                raise InvalidArgument("until: must be timezone-aware")
-            until_ts = until.timestamp()
-        else:
-            try:
-                until_ts = self._now() + check_seconds("until", until)
-            except ValueError as e:
-                raise InvalidArgument(str(e)) from e
+        until_ts = self._until_ts(until)
         already = group in self._settings.paused_groups
         self._settings.paused_groups[group] = until_ts
         if until_ts is not None:
@@ -475,6 +463,7 @@ class EngineControl(TaskTrees):
             )
 
         await self._emit(EventKind.LIMITS_CHANGED, {"group": group, "limit": n}, scope=group, extra=extra)
+        self._ready.unpark(("group", group))
         self._request_tick()
 
     def groups(self) -> list[GroupInfo]:

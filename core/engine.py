@@ -133,6 +133,7 @@ class Engine(ScheduleEngine):
         s.retention_keep = settings.get("retention_keep", s.retention_keep)
         s.retention_days = settings.get("retention_days", s.retention_days)
         s.paused_all = bool(settings.get("paused_all", False))
+        self._load_gates(settings)
         for name, limit, paused, until in db.read(
             lambda c: c.execute("SELECT name, max_concurrency, paused, paused_until FROM groups").fetchall()
         ):
@@ -252,10 +253,13 @@ class Engine(ScheduleEngine):
             self._tg = tg
             timers = tg.create_task(self._timers.run(), name="taskdeck timers")
             watcher = tg.create_task(self._watch_clients(), name="taskdeck client watch")
+            self._bw_refresh()
+            sampler = tg.create_task(self._sample_forever(), name="taskdeck resource sampler")
             ready.set_result(None)
             await self._stop_event.wait()
             timers.cancel()
             watcher.cancel()
+            sampler.cancel()
 
     async def __aenter__(self) -> Engine:
         return self
@@ -521,7 +525,11 @@ class Engine(ScheduleEngine):
         t = self._tasks.get(rec.id)
         if t is None:
             return rec
-        changes: dict[str, Any] = {"wait_reason": self._why(t)}
+        changes: dict[str, Any] = {
+            "wait_reason": self._why(t),
+            "effective_priority": t.eff,
+            "preempted_by": self._preempted_by.get(t.id),
+        }
         run = t.run
         if run is not None and not run.finished:
             changes.update(
@@ -565,7 +573,8 @@ class Engine(ScheduleEngine):
             if "user" in names:
                 return "paused by you"
             if "preempted" in names:
-                return "paused — preempted"
+                by = self._preempted_by.get(t.id)
+                return "preempted" + (f" by #{by}" if by is not None else "") + " — resumes when a slot frees"
             if "group" in names:
                 until = self._settings.paused_groups.get(t.group or "")
                 return f"group {t.group} paused" + (f" until {from_ts(until):%H:%M}" if until else "")
@@ -578,8 +587,8 @@ class Engine(ScheduleEngine):
                 return f"scheduled in {_seconds_text(wait)}"
             if self._held:
                 return "queue held (stop after current)"
-            if not self._admit(t):
-                return f"group {t.group} at its limit ({self._settings.group_limits.get(t.group or '')})"
+            if t.in_ready and self._admit(t) is not None:
+                return self._refusals.get(t.lane, "waiting for a slot")
             if len(self._running) >= self._settings.max_concurrency:
                 return "waiting for a slot"
             return "starting"
@@ -677,6 +686,12 @@ class Engine(ScheduleEngine):
             self._db.writer.flush()
         return self._db.read(lambda c: q.logs(c, task_id, since))
 
+    def settings(self) -> dict[str, Any]:
+        """Engine settings as stored (concurrency, retention, limits, bandwidth...), the
+        same view a Client has."""
+        self._check_open()
+        return self._db.read(settings_get)
+
     def stats(self, kind: str) -> KindStats:
         self._check_open()
         return self._db.read(lambda c: q.stats(c, kind))
@@ -705,7 +720,7 @@ class Engine(ScheduleEngine):
         counts = {s.value: 0 for s in TaskState if s.is_active}
         for t in self._tasks.values():
             counts[t.state] = counts.get(t.state, 0) + 1
-        waiting = {t.id: self._why(t) or "" for t in self._ready}
+        waiting = {t.id: self._why(t) or "" for t in self._ready if t.state == TaskState.PENDING}
         return Snapshot(
             running=running,
             counts=counts,
@@ -714,6 +729,13 @@ class Engine(ScheduleEngine):
             paused_all=self._settings.paused_all,
             groups=tuple(self.groups()),
             waiting=waiting,
+            pressure=self._pressure,
+            pressure_source=self._pressure_source,
+            preempted=dict(self._preempted_by),
+            rate_limits=self.rate_limits(),
+            io=self.io_status(),
+            bandwidth=self.bandwidth(),
+            group_shares=self.group_shares(),
         )
 
 

@@ -124,6 +124,8 @@ class _Worker:
                 self.pool.spawn_checkpoint(self, run, msg[1])
             elif tag == "spawn":
                 self.pool.spawn_children(self, run, msg[1], msg[2])
+            elif tag == "throttle":
+                self.pool.spawn_throttle(self, run, msg[1])
             elif tag == "done":
                 fut.set_result(msg[1])
             elif tag == "interrupted":
@@ -212,6 +214,25 @@ class ProcessPool:
                     worker.send(reply)
 
         task = asyncio.get_running_loop().create_task(save())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def spawn_throttle(self, worker: _Worker, run: _Run, nbytes: Any) -> None:
+        """Wait for bandwidth on a process handler's behalf; the reply releases it."""
+
+        async def wait() -> None:
+            try:
+                await run.ctx.throttle(nbytes)
+                reply: tuple[Any, ...] = ("ack", None)
+            except Interrupted as e:
+                reply = ("ack", f"interrupted:{e.reason}")
+            except Exception as e:
+                reply = ("ack", f"{type(e).__name__}: {e}")
+            if not worker.dead:
+                with contextlib.suppress(Exception):
+                    worker.send(reply)
+
+        task = asyncio.get_running_loop().create_task(wait())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
@@ -321,6 +342,15 @@ class ProcessTaskContext:
         if error:
             raise RuntimeError(f"checkpoint failed: {error}")
         self._state["resume_data"] = data
+
+    def throttle(self, nbytes: int) -> None:
+        """Block until `nbytes` may be moved under the bandwidth limits."""
+        self._send(("throttle", nbytes))
+        error = self._acks.get()
+        if error:
+            if error.startswith("interrupted:"):
+                raise Interrupted(error.split(":", 1)[1] or "interrupted")
+            raise RuntimeError(f"throttle failed: {error}")
 
     def spawn_child(self, kind: str, payload: Any = None, **options: Any) -> Any:
         return self._spawn([(kind, payload, options)], sibling=False)[0]

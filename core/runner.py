@@ -125,7 +125,11 @@ class TaskRunner(EngineBase):
         if self._tg is None or self._closed:  # nothing left to run it: it stays pending
             self._commit_decision(run, self._decide(run, _INTERRUPTED, None))
             return
-        run.atask = self._tg.create_task(self._execute(run), name=f"task {t.id} {t.kind}")
+        try:
+            run.atask = self._tg.create_task(self._execute(run), name=f"task {t.id} {t.kind}")
+        except RuntimeError:  # the engine's task group is being torn down (its loop ends)
+            run.interrupt = "stop"
+            self._commit_decision(run, self._decide(run, _INTERRUPTED, None))
 
     async def _execute(self, run: _Run) -> None:
         t = run.task
@@ -245,6 +249,8 @@ class TaskRunner(EngineBase):
             run.interrupt = reason
         if self._procs is not None and run.worker is not None:
             self._procs.interrupt(run)
+        if run.waiting is not None and not run.waiting.done():
+            run.waiting.set_result(None)  # waiting for bandwidth: see the interruption now
         grace = self.config.preempt_grace if grace is None else grace
         if grace <= 0:
             self._hard_stop(run)
@@ -332,6 +338,15 @@ class TaskRunner(EngineBase):
                     run_at=None,
                 )
             else:  # pause or preempt
+                if reason == "preempt" and t.reasons == PauseReason.PREEMPTED:
+                    return _Decision(
+                        TaskState.PAUSED,
+                        EventKind.PREEMPTED,
+                        mask=t.reasons,
+                        attempt=attempt,
+                        keep_checkpoint=True,
+                        data={"by": self._preempted_by.get(t.id)},
+                    )
                 if t.reasons:
                     return _Decision(
                         TaskState.PAUSED,
@@ -463,8 +478,8 @@ class TaskRunner(EngineBase):
         if terminal:
             self._forget(t)
             self._task_ended(t, d.state, d.error)
-        elif d.state == TaskState.PENDING:
-            self._make_pending(t)
+        elif d.state in (TaskState.PENDING, TaskState.PAUSED):
+            self._settle(t)
         self._request_tick()
 
     def _report_progress(

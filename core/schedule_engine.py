@@ -15,9 +15,9 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from core.control import EngineControl
 from core.dispatch import MirrorTask
 from core.errors import InvalidArgument, ScheduleNotFound
+from core.gating import ResourceEngine
 from core.schedules import (
     RUN_ALL_CAP,
     Schedule,
@@ -54,7 +54,7 @@ def _from_json(changes: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class ScheduleEngine(EngineControl):
+class ScheduleEngine(ResourceEngine):
     """Schedules on top of control: `engine.schedules` is the API object."""
 
     @property

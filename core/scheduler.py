@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import json
 import logging
 import random
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
+from core.bandwidth import BandwidthPolicy, ByteBucket
 from core.clock import Clock, SystemClock
 from core.config import (
     PRUNE_EVERY,
@@ -20,7 +23,7 @@ from core.config import (
     _Settings,
 )
 from core.context import TaskContext
-from core.dispatch import MirrorTask, ReadyQueue
+from core.dispatch import MirrorTask, Park, ReadyQueue
 from core.errors import (
     EngineClosed,
     UnknownKind,
@@ -28,6 +31,7 @@ from core.errors import (
 from core.eventbus import EventBus
 from core.lock import EngineLock
 from core.registry import KindSpec
+from core.resources import IoState, PsutilSampler, Sampler, TokenBucket, budget_of, pressure_threshold
 from core.store import queries as q
 from core.store.database import Database
 from core.store.schedules import SchedRow
@@ -47,6 +51,10 @@ from core.types import (
 from core.validation import new_task
 
 logger = logging.getLogger(__name__)
+
+_NO_BUDGET: Mapping[str, float] = {}
+_PRESSURE: Park = ("pressure",)
+_RATE: Park = ("rate",)
 T = TypeVar("T")
 
 
@@ -55,6 +63,8 @@ class _Run:
 
     __slots__ = (
         "atask",
+        "budget",
+        "bw",
         "checkpoint",
         "checkpoint_text",
         "ctx",
@@ -66,6 +76,7 @@ class _Run:
         "grace_timer",
         "interrupt",
         "io",
+        "io_mark",
         "message",
         "payload",
         "policy",
@@ -74,6 +85,7 @@ class _Run:
         "rate_frac",
         "rate_t",
         "schedule_id",
+        "seq",
         "spec",
         "speed",
         "started_at",
@@ -81,6 +93,7 @@ class _Run:
         "timeout",
         "timeout_timer",
         "total",
+        "waiting",
         "worker",
     )
 
@@ -96,6 +109,7 @@ class _Run:
         self.spec: KindSpec | None = None
         self.interrupt: str | None = None
         self.started_at = 0.0
+        self.seq = 0  # claim order: tells apart runs started at the same instant
         self.io = [0, 0, 0, 0]
         self.progress: float | None = None
         self.message: str | None = None
@@ -112,7 +126,17 @@ class _Run:
         self.grace_timer: Any = None
         self.timeout_timer: Any = None
         self.worker: Any = None  # the process pool's handle while a process runs it
+        self.budget: Mapping[str, float] = _NO_BUDGET  # IO it holds while it runs
+        self.io_mark: tuple[int, ...] = (0, 0, 0, 0)  # self.io at the last sample
+        self.bw: ByteBucket | None = None  # its own bandwidth limit (payload bandwidth_limit)
+        self.waiting: asyncio.Future[None] | None = None  # while it waits for bandwidth
         self.ctx = TaskContext(self)
+
+
+def io_key(io: Any) -> tuple[tuple[str, float], ...] | None:
+    """A task's own IO budget as a hashable lane key (None: it has none of its own)."""
+    budget = budget_of(io)
+    return tuple(sorted(budget.items())) if budget else None
 
 
 class EngineBase(ABC):
@@ -135,6 +159,26 @@ class EngineBase(ABC):
     @abstractmethod
     def _on_external_events(self, events: list[Any]) -> None:
         """Events other processes committed (raw rows), after the mirror took them in."""
+
+    @abstractmethod
+    def _dispatch_shares(self, now: float) -> None:
+        """Group weights or minimum slots are set: give each group its fair share first."""
+
+    @abstractmethod
+    def _schedule_promotion(self) -> None:
+        """Aging is on: wake up when the next queued task's effective priority improves."""
+
+    @abstractmethod
+    def _learn_kind_io(self, run: _Run, now: float) -> None:
+        """A run ended: fold its IO rates into its kind's averages."""
+
+    @abstractmethod
+    async def _throttle(self, run: _Run, nbytes: int) -> None:
+        """Wait until `nbytes` may move under the bandwidth limits."""
+
+    @abstractmethod
+    def _preempt(self) -> None:
+        """Slots are full and ready work waits: interrupt less urgent running tasks."""
 
     @abstractmethod
     def _link(self, t: MirrorTask, blockers: Iterable[int]) -> None:
@@ -180,17 +224,43 @@ class EngineBase(ABC):
         self.path = path
         self.config = config
         self._clock: Clock = config.clock or SystemClock()
+        self._init_now()
         self._lock = lock
         self._db = Database(path, conn, synchronous=config.synchronous, publish=self._on_committed)
         self._kinds: dict[str, KindSpec] = {}
         self._tasks: dict[int, MirrorTask] = {}
-        self._ready = ReadyQueue()
+        self._aging = config.aging
+        self._ready = ReadyQueue(config.aging, self._now)
         self._timers = Timers(self._clock)
         self._running: dict[int, _Run] = {}
         self._kids: dict[int, set[int]] = {}  # parent id -> ids of its live children
         self._dependents: dict[int, set[int]] = {}  # task id -> blocked tasks waiting on it
         self._fail_reasons: dict[int, str] = {}  # running parents failed fast by a child
         self._events_swept = 0  # events of pruned tasks are swept up to this seq
+        # Gates beyond slots (resources.py): rate limits, IO headroom, pressure.
+        self._buckets: dict[str, TokenBucket] = {}
+        self._io = IoState()
+        self._io.configured.update(config.io_capacity or {})
+        self._sampler: Sampler = config.resource_sampler or PsutilSampler()
+        self._pressure_sources: dict[str, Callable[[], float]] = {
+            str(getattr(fn, "name", None) or getattr(fn, "__name__", f"source{i}")): fn
+            for i, fn in enumerate(config.pressure_sources)
+        }
+        self._pressure = 0.0
+        self._pressure_source: str | None = None
+        self._kind_io: dict[str, dict[str, float]] = {}  # learned from history (stats)
+        self._budgets: dict[Any, Mapping[str, float]] = {}  # IO budgets as dicts, by their key
+        self._refusals: dict[Any, str] = {}  # lane -> why its head was refused last
+        self._gates_wake: TimerHandle | None = None
+        self._preempted_by: dict[int, int] = {}  # victim -> the task it made room for
+        self._claim_seq = itertools.count(1)
+        self._kind_io_acc: dict[str, list[float]] = {}  # kind -> seconds run, then bytes of each
+        self._promotion_timer: TimerHandle | None = None  # aging
+        self._bw = BandwidthPolicy()
+        self._bw_tz_name: str | None = None
+        self._bw_bucket: ByteBucket | None = None  # the global bandwidth limit, shared
+        self._bw_waiters: set[asyncio.Future[None]] = set()
+        self._bw_timer: TimerHandle | None = None
         self._scheds: dict[int, SchedRow] = {}  # schedules, by id
         self._sched_timers: dict[int, TimerHandle] = {}
         self._sched_runs: dict[int, set[int]] = {}  # schedule id -> its active tasks
@@ -235,6 +305,11 @@ class EngineBase(ABC):
 
     def _now(self) -> float:
         return self._clock.now().timestamp()
+
+    def _init_now(self) -> None:
+        """The real clock's now() is time.time(); skip building a datetime on every read."""
+        if type(self._clock) is SystemClock:
+            self._now = time.time  # type: ignore[method-assign]
 
     def _check_open(self) -> None:
         if self._closed:
@@ -285,6 +360,8 @@ class EngineBase(ABC):
                 dep_policy=t.dep_policy,
             )
             m.schedule_id = t.schedule_id
+            if t.options_json is not None and '"io"' in t.options_json:
+                m.io = io_key(json.loads(t.options_json)["io"])
             if t.schedule_id is not None:
                 self._sched_runs.setdefault(t.schedule_id, set()).add(task_id)
             self._tasks[task_id] = m
@@ -373,8 +450,9 @@ class EngineBase(ABC):
             self._sched_runs.setdefault(schedule_id, set()).add(id_)
         t.fail_fast = opts.get("fail_fast", True)
         t.dep_policy = opts.get("on_dependency_failure", "cancel")
-        if state == TaskState.PENDING:
-            self._make_pending(t)
+        t.io = io_key(opts.get("io"))
+        if state in (TaskState.PENDING, TaskState.PAUSED):
+            self._settle(t)
         if expires_at is not None and not t.started and state != TaskState.RUNNING:
             t.ttl_timer = self._timers.call_at(expires_at, functools.partial(self._on_ttl, t))
         return t
@@ -389,6 +467,22 @@ class EngineBase(ABC):
             return
         self._ready.push(t)
         self._idle = False if self._idle else self._idle
+
+    def _settle(self, t: MirrorTask) -> None:
+        """Queue or park a task that is neither running, blocked nor waiting, by its pause
+        bits: none, it is pending; only "preempted", it is paused but queued for its slot
+        back; anything else, it is paused."""
+        if not t.reasons:
+            self._make_pending(t)
+            return
+        if t.timer is not None:
+            t.timer.cancel()
+            t.timer = None
+        t.state = TaskState.PAUSED
+        if t.reasons == PauseReason.PREEMPTED:
+            self._ready.push(t)
+        else:
+            self._ready.discard(t)
 
     def _on_due(self, t: MirrorTask) -> None:
         t.timer = None
@@ -451,27 +545,113 @@ class EngineBase(ABC):
         self._db.writer.flush()
         self._check_idle()
 
-    def _admit(self, t: MirrorTask) -> bool:
-        limit = self._settings.group_limits.get(t.group) if t.group is not None else None
-        return limit is None or self._group_running.get(t.group, 0) < limit
+    def _admit(self, t: MirrorTask) -> Park | None:
+        """None if a lane's head may start now (free slots aside); else the gate that
+        refuses it, to park the lane under. The reason in words is kept for wait_reason."""
+        g = t.group
+        if g is not None:
+            limit = self._settings.group_limits.get(g)
+            if limit is not None and self._group_running.get(g, 0) >= limit:
+                self._refusals[t.lane] = f"group {g} at its limit ({limit})"
+                return ("group", g)
+        if self._pressure and self._pressure >= pressure_threshold(t.eff):
+            self._refusals[t.lane] = f"{self._pressure_source or 'system'} pressure {self._pressure:.2f}"
+            return _PRESSURE
+        if self._buckets:
+            now = self._now()
+            ready = max(
+                (
+                    b.ready_at(now)
+                    for b in (self._buckets.get(f"kind:{t.kind}"), self._buckets.get(f"group:{g}"))
+                    if b
+                ),
+                default=now,
+            )
+            if ready > now:
+                self._refusals[t.lane] = f"rate limited: next in {ready - now:.1f} s"
+                self._wake_at(ready)
+                return _RATE
+        budget = self._budget(t)
+        if budget:
+            refused = self._io.refusal(budget, self.config.io_threshold)
+            if refused is not None:
+                self._refusals[t.lane] = self._io.describe(refused[0])
+                return ("io", *refused)
+        self._refusals.pop(t.lane, None)
+        return None
+
+    def _io_freed(self) -> None:
+        """IO headroom may have grown: lanes waiting for it whose need now fits may go."""
+        threshold = self.config.io_threshold
+        self._ready.unpark_io(lambda r: self._io.headroom(r, threshold))
+
+    def _budget(self, t: MirrorTask) -> Mapping[str, float]:
+        """A task's IO budget: its own, its kind's, or what its kind did on average."""
+        if t.io is not None:
+            budget = self._budgets.get(t.io)
+            if budget is None:
+                budget = self._budgets[t.io] = dict(t.io)
+            return budget
+        spec = self._kinds.get(t.kind)
+        if spec is not None and spec.info.io is not None:
+            budget = self._budgets.get(spec.info.io)
+            if budget is None:
+                budget = self._budgets[spec.info.io] = budget_of(spec.info.io.to_json())
+            return budget
+        return self._kind_io.get(t.kind, _NO_BUDGET)
+
+    def _wake_at(self, when: float) -> None:
+        """Dispatch again at `when` (a token comes due), not before: no polling."""
+        if self._gates_wake is not None and self._gates_wake.when <= when and not self._gates_wake.cancelled:
+            return
+        if self._gates_wake is not None:
+            self._gates_wake.cancel()
+        self._gates_wake = self._timers.call_at(when, self._gates_due)
+
+    def _gates_due(self) -> None:
+        self._gates_wake = None
+        self._ready.unpark(_RATE)
+        self._request_tick()
 
     def _dispatch(self) -> None:
+        if self._aging is not None:
+            self._schedule_promotion()
         if not self._dispatching or self._held:
             return
         now = self._now()
+        if self._settings.group_shares and self._ready.count:
+            self._dispatch_shares(now)
         while len(self._running) < self._settings.max_concurrency:
             t = self._ready.pop(self._admit)
             if t is None:
-                return
-            if t.expires_at is not None and not t.started and t.expires_at <= now:
-                self._expire(t)
-                continue
+                break
+            self._start(t, now)
+        if self.config.preempt_at is not None and self._ready.count:
+            self._preempt()
+
+    def _start(self, t: MirrorTask, now: float) -> None:
+        if t.expires_at is not None and not t.started and t.expires_at <= now:
+            self._expire(t)
+        else:
             self._claim(t, now)
 
     def _claim(self, t: MirrorTask, now: float) -> None:
         db = self._db
         run = _Run(self, t)
         run.started_at = now
+        run.seq = next(self._claim_seq)
+        if self._buckets:
+            for scope in (f"kind:{t.kind}", f"group:{t.group}"):
+                bucket = self._buckets.get(scope)
+                if bucket is not None:
+                    bucket.take(now)
+        run.budget = self._budget(t)
+        if run.budget:
+            self._io.hold(run.budget, +1)
+        if t.state == TaskState.PAUSED:  # preempted earlier: its slot is back
+            t.reasons = 0
+            self._preempted_by.pop(t.id, None)
+            db.writer.enqueue(lambda conn: db.tr.set_pause(conn, t.id, now, 0, event=EventKind.RESUMED))
         t.state = TaskState.RUNNING
         t.run = run
         self._running[t.id] = run
@@ -487,12 +667,20 @@ class EngineBase(ABC):
 
     def _release_slot(self, run: _Run) -> None:
         t = run.task
+        if t.id in self._running and (run.io[0] or run.io[1] or run.io[2] or run.io[3]):
+            self._learn_kind_io(run, self._now())
+        if run.budget:
+            self._io.hold(run.budget, -1)
+            run.budget = _NO_BUDGET
+            self._io_freed()
         if self._running.pop(t.id, None) is not None:
             n = self._group_running.get(t.group, 1) - 1
             if n:
                 self._group_running[t.group] = n
             else:
                 self._group_running.pop(t.group, None)
+            if t.group is not None:
+                self._ready.unpark(("group", t.group))
 
     def _check_idle(self) -> None:
         idle = not self._running and self._ready.count == 0
@@ -506,7 +694,9 @@ class EngineBase(ABC):
             if not f.done():
                 f.set_result(None)
         self._terminal_since_prune += 1
-        if self._terminal_since_prune >= PRUNE_EVERY and not self._prune_running:
+        keep = self._settings.retention_keep
+        every = PRUNE_EVERY if keep is None else max(1, min(PRUNE_EVERY, keep // 8))
+        if self._terminal_since_prune >= every and not self._prune_running:
             self._terminal_since_prune = 0
             self._prune_running = True
             assert self._loop is not None

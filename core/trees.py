@@ -102,10 +102,7 @@ class TaskTrees(TaskRunner):
         t.blockers = 0
         db = self._db
         now = self._now()
-        if t.reasons:
-            t.state = TaskState.PAUSED
-        else:
-            self._make_pending(t)
+        self._settle(t)
         db.writer.enqueue(lambda conn: db.tr.unblock(conn, t.id, now))
         self._request_tick()
 
@@ -113,10 +110,7 @@ class TaskTrees(TaskRunner):
         t.phase = "finalize"
         db = self._db
         now = self._now()
-        if t.reasons:
-            t.state = TaskState.PAUSED
-        else:
-            self._make_pending(t)
+        self._settle(t)
         db.writer.enqueue(lambda conn: db.tr.finalize_ready(conn, t.id, now, 0))
         self._request_tick()
 

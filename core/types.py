@@ -321,6 +321,8 @@ class TaskRecord:
     ttl: float | None = None
     resume_data: JSON = None
     wait_reason: str | None = None
+    effective_priority: int | None = None  # active tasks: the priority dispatch uses (aging)
+    preempted_by: int | None = None  # a preempted task: the task it made room for
 
     @property
     def is_terminal(self) -> bool:
@@ -371,6 +373,20 @@ class RunningTask:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class BandwidthStatus:
+    """The global bandwidth limit in force and the settings it comes from."""
+
+    limit: float | None  # bytes/s now; None: unlimited
+    source: str  # "limit", "schedule", or "until HH:MM" (a temporary override)
+    base: float | None
+    override: float | None
+    override_until: datetime | None
+    schedule: tuple[Any, ...]  # core.bandwidth.BandwidthWindow
+    tz: str | None
+    waiting: int  # handlers waiting for bandwidth now
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class GroupInfo:
     name: str
     limit: int | None
@@ -389,6 +405,12 @@ class Snapshot:
     groups: tuple[GroupInfo, ...]
     waiting: dict[int, str]  # ready task id -> why it is not running (ready tasks only)
     pressure: float = 0.0
+    pressure_source: str | None = None
+    preempted: dict[int, int] = field(default_factory=dict)  # paused victim -> the task it made room for
+    rate_limits: dict[str, tuple[float, float | None]] = field(default_factory=dict)  # scope -> rate, burst
+    io: dict[str, dict[str, float]] = field(default_factory=dict)  # per resource: measured, used, capacity
+    bandwidth: BandwidthStatus | None = None
+    group_shares: dict[str, dict[str, float]] = field(default_factory=dict)  # weight, min_slots, share
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -313,3 +313,55 @@ def build_task(
         dep_policy=on_dependency_failure,
         fail_fast=fail_fast,
     )
+
+
+def _positive(name: str, value: object, *, allow_none: bool = False) -> float | None:
+    if value is None and allow_none:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise InvalidArgument(
+            f"{name}: must be a number > 0{' or None' if allow_none else ''}, got {value!r}"
+        )
+    return float(value)
+
+
+def check_rate_limit(
+    scope: object, per_second: object, burst: object
+) -> tuple[str, float | None, float | None]:
+    """A rate limit's arguments: scope "kind:<kind>" or "group:<group>", rates > 0."""
+    if not isinstance(scope, str) or not scope.startswith(("kind:", "group:")) or scope.endswith(":"):
+        raise InvalidArgument(f"scope: must be 'kind:<kind>' or 'group:<group>', got {scope!r}")
+    return (
+        scope,
+        _positive("per_second", per_second, allow_none=True),
+        _positive("burst", burst, allow_none=True),
+    )
+
+
+def check_io_capacity(resource: object, bps: object) -> tuple[str, float | None]:
+    from core.resources import RESOURCES
+
+    if resource not in RESOURCES:
+        raise InvalidArgument(f"resource: must be one of {', '.join(RESOURCES)}, got {resource!r}")
+    return str(resource), _positive("bps", bps, allow_none=True)
+
+
+def check_group_name(group: object) -> str:
+    if not isinstance(group, str) or not group:
+        raise InvalidArgument(f"group: must be a non-empty string, got {group!r}")
+    return group
+
+
+def check_weight(weight: object) -> float | None:
+    return _positive("weight", weight, allow_none=True)
+
+
+def check_min_slots(n: object, limit: int) -> int | None:
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= limit):
+        raise InvalidArgument(f"min_slots: must be None or an int in 0..{limit}, got {n!r}")
+    return n

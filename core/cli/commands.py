@@ -31,6 +31,7 @@ from core.cli.database import client, control, engine_running
 from core.cli.errors import UsageError
 from core.cli.worker import run as run_worker
 from core.jobs import register_builtin
+from core.resources import RESOURCES
 
 POLL_SECONDS = 0.2
 NAME_CACHE = 10_000
@@ -238,9 +239,41 @@ async def kinds(ctx: Context) -> int:
 async def limits(ctx: Context) -> int:
     a = ctx.args
     has_limit = hasattr(a, "limit")
+    has_bandwidth = hasattr(a, "bandwidth")
     if has_limit != (a.group is not None):
         raise UsageError("--group and --limit go together: --group G --limit N|none")
-    if a.concurrency is None and not has_limit:
+    if a.until is not None and not has_bandwidth:
+        raise UsageError("--until goes with --bandwidth: --bandwidth RATE --until 17:00")
+    schedule = a.bandwidth_schedule
+    if schedule and None in schedule and len(schedule) > 1:
+        raise UsageError("--bandwidth-schedule none removes the schedule: give it alone")
+    changes: list[str] = []
+    if a.concurrency is not None:
+        changes.append(f"max concurrency {a.concurrency}")
+    if has_limit:
+        changes.append(f"group {a.group} limit {'none' if a.limit is None else a.limit}")
+    for scope, rate, burst in a.rate or ():
+        changes.append(
+            f"{scope} rate {'none' if rate is None else f'{rate:g}/s'}"
+            + (f" burst {burst:g}" if burst else "")
+        )
+    if has_bandwidth:
+        changes.append(
+            f"bandwidth {o.rate_text(a.bandwidth)}" + (f" {o.until_text(a.until)}" if a.until else "")
+        )
+    if schedule:
+        changes.append(
+            "no bandwidth schedule"
+            if schedule == [None]
+            else f"bandwidth schedule of {o.plural(len(schedule), 'window')}"
+        )
+    for resource, bps in a.io_capacity or ():
+        changes.append(f"{resource} capacity {'learned' if bps is None else o.rate_text(bps)}")
+    for group, weight in a.weight or ():
+        changes.append(f"group {group} weight {'default' if weight is None else f'{weight:g}'}")
+    for group, n in a.min_slots or ():
+        changes.append(f"group {group} minimum {n or 0} slots")
+    if not changes:
         return await _show_limits(ctx)
 
     async def apply(x: Engine | Client) -> None:
@@ -248,22 +281,22 @@ async def limits(ctx: Context) -> int:
             await x.set_max_concurrency(a.concurrency)
         if has_limit:
             await x.set_group_limit(a.group, a.limit)
+        for scope, rate, burst in a.rate or ():
+            await x.set_rate_limit(scope, rate, burst)
+        if has_bandwidth:
+            await x.set_bandwidth_limit(a.bandwidth, until=a.until)
+        if schedule:
+            await x.set_bandwidth_schedule([w for w in schedule if w is not None])
+        for resource, bps in a.io_capacity or ():
+            await x.set_io_capacity(resource, bps)
+        for group, weight in a.weight or ():
+            await x.set_group_weight(group, weight)
+        for group, n in a.min_slots or ():
+            await x.set_group_min_slots(group, n)
 
     now = await control(ctx.path, apply)
-    changes = []
-    if a.concurrency is not None:
-        changes.append(f"max concurrency {a.concurrency}")
-    if has_limit:
-        changes.append(f"group {a.group} limit {'none' if a.limit is None else a.limit}")
     if ctx.json:
-        o.out_json(
-            {
-                "max_concurrency": a.concurrency,
-                "group": a.group,
-                "limit": getattr(a, "limit", None),
-                "applied": now,
-            }
-        )
+        o.out_json({"changes": changes, "applied": now})
     else:
         o.out(
             ("set " if now else "requested ")
@@ -276,28 +309,69 @@ async def limits(ctx: Context) -> int:
 async def _show_limits(ctx: Context) -> int:
     async with client(ctx.path) as c:
         snap = c.snapshot()
+        capacities = c.io_capacity()
+    bw = snap.bandwidth
+    assert bw is not None
     if ctx.json:
         o.out_json(
             {
                 "max_concurrency": snap.max_concurrency,
                 "paused_all": snap.paused_all,
                 "groups": snap.groups,
+                "rate_limits": {k: {"per_second": r, "burst": b} for k, (r, b) in snap.rate_limits.items()},
+                "bandwidth": {
+                    **{
+                        k: getattr(bw, k)
+                        for k in ("limit", "source", "base", "override", "override_until", "tz")
+                    },
+                    "schedule": [w.to_json() for w in bw.schedule],
+                },
+                "io_capacity": capacities,
+                "group_shares": snap.group_shares,
             }
         )
         return 0
     o.out(f"max concurrency  {snap.max_concurrency}")
     o.out(f"all paused       {'yes' if snap.paused_all else 'no'}")
+    o.out(f"bandwidth        {o.bandwidth_text(bw)}")
+    for w in bw.schedule:
+        o.out(f"  {o.window_text(w)}")
+    parts = [f"{r} {o.rate_text(v)}" for r, v in capacities.items()]
+    learned = [r for r in RESOURCES if r not in capacities]
+    if learned:
+        parts.append(", ".join(learned) + " learned")
+    o.out(f"IO capacity      {', '.join(parts)}")
+    shares = snap.group_shares
     rows = [
         (
             g.name,
             "none" if g.limit is None else str(g.limit),
+            f"{shares[g.name]['weight']:g}" if g.name in shares else "1",
+            str(int(shares[g.name]["min_slots"])) if g.name in shares else "0",
             "yes" if g.paused else "no",
             str(sum(g.counts.values())),
         )
         for g in snap.groups
     ]
-    for line in o.table(["GROUP", "LIMIT", "PAUSED", "ACTIVE"], rows, right=(1, 3)) if rows else []:
-        o.out(line)
+    rows += [
+        (name, "none", f"{s['weight']:g}", str(int(s["min_slots"])), "no", "0")
+        for name, s in shares.items()
+        if name not in {g.name for g in snap.groups}
+    ]
+    if rows:
+        o.out()
+        for line in o.table(
+            ["GROUP", "LIMIT", "WEIGHT", "MIN", "PAUSED", "ACTIVE"], rows, right=(1, 2, 3, 5)
+        ):
+            o.out(line)
+    if snap.rate_limits:
+        o.out()
+        rate_rows = [
+            (scope, f"{rate:g}/s", f"{burst:g}" if burst else f"{max(1.0, rate):g}")
+            for scope, (rate, burst) in sorted(snap.rate_limits.items())
+        ]
+        for line in o.table(["RATE LIMIT", "RATE", "BURST"], rate_rows, right=(1, 2)):
+            o.out(line)
     return 0
 
 

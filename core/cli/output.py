@@ -12,6 +12,7 @@ from enum import Enum
 from typing import Any
 
 from core import Event, KindInfo, LogLine, Priority, TaskRecord, TaskState
+from core.resources import human_rate
 
 NAME_WIDTH = 40
 DATA_WIDTH = 160
@@ -369,3 +370,36 @@ def _type_text(prop: Mapping[str, Any]) -> str:
     if "default" in prop:
         text += f" = {compact(prop['default'])}"
     return text
+
+
+def rate_text(bps: float | None) -> str:
+    """Bytes per second as people read them: 1.5 MB/s (None: unlimited)."""
+    return "unlimited" if bps is None else human_rate(bps)
+
+
+def until_text(when: datetime | float) -> str:
+    """The end of something temporary: "until 17:00" or "for 2 h"."""
+    if isinstance(when, datetime):
+        return f"until {clock_time(when)}"
+    return f"for {seconds_text(when)}"
+
+
+def window_text(w: Any) -> str:
+    """A bandwidth schedule window: "mon-fri 09:00-17:00  1 MB/s"."""
+    names = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+    days = sorted(w.days)
+    if days == list(range(days[0], days[-1] + 1)) and len(days) > 2:
+        day_text = f"{names[days[0]]}-{names[days[-1]]}"
+    else:
+        day_text = ",".join(names[d] for d in days)
+    end = "24:00" if (w.end.hour, w.end.minute) == (0, 0) else f"{w.end:%H:%M}"
+    return f"{day_text} {w.start:%H:%M}-{end}  {rate_text(w.bps)}"
+
+
+def bandwidth_text(bw: Any) -> str:
+    now = rate_text(bw.limit)
+    if bw.source == "schedule":
+        return f"{now} (schedule{', ' + bw.tz if bw.tz else ''}; otherwise {rate_text(bw.base)})"
+    if bw.source.startswith("until"):
+        return f"{now} {bw.source} (then {'the schedule' if bw.schedule else rate_text(bw.base)})"
+    return now + (f" (schedule{', ' + bw.tz if bw.tz else ''} below)" if bw.schedule else "")

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
-from core import Priority, TaskState
+from core import BandwidthWindow, InvalidArgument, Priority, TaskState
 
 ACTIVE_STATES = [s.value for s in TaskState if s.is_active]
 TERMINAL_STATES = [s.value for s in TaskState if s.is_terminal]
@@ -118,6 +118,138 @@ def since(text: str) -> datetime:
     except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(
             f"invalid time {text!r}: use a duration ago (30m, 2h, 3d) or an ISO 8601 date-time"
+        ) from None
+
+
+_BYTE_RATE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?)b?(?:/s)?\s*", re.IGNORECASE)
+_BYTE_UNITS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}
+
+
+def byte_rate(text: str) -> float:
+    """Bytes per second: 1000, 500K, 2.5MB, 10MiB/s (K, M, G are powers of 1000; KiB...
+    of 1024)."""
+    m = _BYTE_RATE.fullmatch(text)
+    if m is None or not m.group(1).isascii():
+        raise argparse.ArgumentTypeError(
+            f"invalid rate {text!r}: use bytes per second, e.g. 500K, 2.5MB or 10MiB/s"
+        )
+    base = 1024.0 if m.group(3) else 1000.0
+    value = float(m.group(1)) * base ** _BYTE_UNITS[m.group(2).lower()]
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"invalid rate {text!r}: must be > 0")
+    return value
+
+
+def byte_rate_or_none(text: str) -> float | None:
+    return None if text.strip().lower() == "none" else byte_rate(text)
+
+
+def _pair(text: str, what: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip() or not value.strip():
+        raise argparse.ArgumentTypeError(f"invalid {what} {text!r}: expected NAME=VALUE")
+    return name.strip(), value.strip()
+
+
+def rate_limit(text: str) -> tuple[str, float | None, float | None]:
+    """SCOPE=N[/BURST] or SCOPE=none, SCOPE being kind:<kind> or group:<group>."""
+    scope, value = _pair(text, "rate limit")
+    if not scope.startswith(("kind:", "group:")) or scope.endswith(":"):
+        raise argparse.ArgumentTypeError(
+            f"invalid rate limit {text!r}: the scope is kind:<kind> or group:<group>"
+        )
+    if value.lower() == "none":
+        return scope, None, None
+    rate, _, burst = value.partition("/")
+    try:
+        per_second, burst_n = float(rate), float(burst) if burst else None
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid rate limit {text!r}: expected SCOPE=N[/BURST] tasks a second"
+        ) from None
+    if not (math.isfinite(per_second) and per_second > 0) or (
+        burst_n is not None and not (math.isfinite(burst_n) and burst_n > 0)
+    ):
+        raise argparse.ArgumentTypeError(f"invalid rate limit {text!r}: rate and burst must be > 0")
+    return scope, per_second, burst_n
+
+
+def io_capacity(text: str) -> tuple[str, float | None]:
+    """RESOURCE=RATE or RESOURCE=auto (learn it)."""
+    from core.resources import RESOURCES
+
+    resource, value = _pair(text, "IO capacity")
+    if resource not in RESOURCES:
+        raise argparse.ArgumentTypeError(
+            f"invalid IO capacity {text!r}: the resource is one of {', '.join(RESOURCES)}"
+        )
+    return resource, None if value.lower() == "auto" else byte_rate(value)
+
+
+def group_weight(text: str) -> tuple[str, float | None]:
+    group, value = _pair(text, "weight")
+    if value.lower() == "none":
+        return group, None
+    try:
+        weight = float(value)
+    except ValueError:
+        weight = math.nan
+    if not (math.isfinite(weight) and weight > 0):
+        raise argparse.ArgumentTypeError(
+            f"invalid weight {text!r}: expected GROUP=W with W > 0, or GROUP=none"
+        )
+    return group, weight
+
+
+def group_min_slots(text: str) -> tuple[str, int | None]:
+    group, value = _pair(text, "minimum")
+    if value.lower() == "none":
+        return group, None
+    if not _is_int(value) or int(value) > 1024:
+        raise argparse.ArgumentTypeError(
+            f"invalid minimum {text!r}: expected GROUP=N with N in 0..1024, or GROUP=none"
+        )
+    return group, int(value)
+
+
+def bandwidth_window(text: str) -> tuple[str, str, str, float | None] | None:
+    """ "DAYS HH:MM-HH:MM RATE|none" (e.g. "mon-fri 09:00-17:00 1MB"), or "none" (no schedule)."""
+    if text.strip().lower() == "none":
+        return None
+    parts = text.split()
+    if len(parts) != 3 or "-" not in parts[1]:
+        raise argparse.ArgumentTypeError(
+            f"invalid schedule window {text!r}: "
+            "expected 'DAYS HH:MM-HH:MM RATE', e.g. 'mon-fri 09:00-17:00 1MB'"
+        )
+    start, _, end = parts[1].partition("-")
+    window = (parts[0], start, end, byte_rate_or_none(parts[2]))
+    try:
+        BandwidthWindow.of(window)
+    except InvalidArgument as e:
+        raise argparse.ArgumentTypeError(f"invalid schedule window {text!r}: {e}") from None
+    return window
+
+
+def clock_or_duration(text: str) -> datetime | float:
+    """HH:MM (today, or tomorrow if that has passed), an ISO date-time, or a duration."""
+    value = text.strip()
+    if re.fullmatch(r"\d{1,2}:\d{2}", value):
+        now = datetime.now().astimezone()
+        hour, minute = (int(x) for x in value.split(":"))
+        if hour > 23 or minute > 59:
+            raise argparse.ArgumentTypeError(f"invalid time {text!r}: expected HH:MM")
+        at = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+        return at if at > now else at + timedelta(days=1)
+    try:
+        return positive_duration(value)
+    except argparse.ArgumentTypeError:
+        pass
+    try:
+        return moment(value)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"invalid time {text!r}: use HH:MM, a duration (30m, 2h) or an ISO 8601 date-time"
         ) from None
 
 
@@ -282,8 +414,52 @@ def build() -> Parser:
     add("pause-all", "pause every task")
     add("resume-all", "undo pause-all")
 
-    p = add("limits", "show or set the concurrency limits")
+    p = add("limits", "show or set concurrency, group, rate, IO and bandwidth limits")
     p.add_argument("--concurrency", type=concurrency, metavar="N", help="run up to N tasks at once")
+    p.add_argument(
+        "--rate",
+        type=rate_limit,
+        action="append",
+        metavar="SCOPE=N[/BURST]",
+        help="start at most N tasks a second of kind:<kind> or group:<group> ('=none' removes it)",
+    )
+    p.add_argument(
+        "--bandwidth",
+        type=byte_rate_or_none,
+        default=argparse.SUPPRESS,
+        metavar="RATE|none",
+        help="limit what network jobs move together, e.g. 2MB (bytes/s; 'none': no limit)",
+    )
+    p.add_argument(
+        "--until",
+        type=clock_or_duration,
+        metavar="WHEN",
+        help="make --bandwidth temporary: until HH:MM, for a duration (2h), or an ISO date-time",
+    )
+    p.add_argument(
+        "--bandwidth-schedule",
+        type=bandwidth_window,
+        action="append",
+        metavar="'DAYS HH:MM-HH:MM RATE'",
+        help="weekly bandwidth windows (repeat the option; 'none' removes the schedule)",
+    )
+    p.add_argument(
+        "--io-capacity",
+        type=io_capacity,
+        action="append",
+        metavar="RESOURCE=RATE|auto",
+        help="fix a capacity (disk_read, disk_write, net_rx, net_tx) instead of learning it",
+    )
+    p.add_argument(
+        "--weight", type=group_weight, action="append", metavar="GROUP=W", help="a group's share weight"
+    )
+    p.add_argument(
+        "--min-slots",
+        type=group_min_slots,
+        action="append",
+        metavar="GROUP=N",
+        help="slots a group always gets",
+    )
     p.add_argument("--group", type=group_name, metavar="G", help="the group whose limit --limit sets")
     p.add_argument(
         "--limit",

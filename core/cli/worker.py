@@ -12,10 +12,11 @@ import signal
 import sys
 from pathlib import Path
 
-from core import Engine, EngineLocked
+from core import Engine, EngineConfig, EngineLocked
 from core.cli.errors import CommandError
 from core.cli.output import out
 from core.jobs import register_builtin
+from core.resources import SYSTEM_PRESSURE
 
 GRACE = 10.0
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -33,7 +34,7 @@ async def run(path: Path, *, verbose: bool = False) -> int:
         loop.add_signal_handler(sig, signals.put_nowait, sig)
     try:
         try:
-            engine = await Engine.open(path)
+            engine = await Engine.open(path, EngineConfig(pressure_sources=SYSTEM_PRESSURE))
         except EngineLocked as e:
             holder = f"process {e.pid}" if e.pid else "another process"
             raise CommandError(

@@ -274,7 +274,9 @@ def test_given_pause_all_then_tasks_are_paused_until_resume_all(db: Path) -> Non
 
 
 def test_given_limits_when_set_then_show_returns_them(db: Path) -> None:
-    assert ok(db, "limits", "--json").json == {"max_concurrency": 4, "paused_all": False, "groups": []}
+    shown = ok(db, "limits", "--json").json
+    assert (shown["max_concurrency"], shown["paused_all"], shown["groups"]) == (4, False, [])
+    assert shown["bandwidth"]["limit"] is None and shown["rate_limits"] == {} and shown["io_capacity"] == {}
     assert "set max concurrency 3" in ok(db, "limits", "--concurrency", "3").out
     ok(db, "limits", "--group", "s3://bucket", "--limit", "2")
     shown = ok(db, "limits", "--json").json
@@ -284,6 +286,71 @@ def test_given_limits_when_set_then_show_returns_them(db: Path) -> None:
     assert "max concurrency  3" in text and "s3://bucket" in text
     ok(db, "limits", "--group", "s3://bucket", "--limit", "none")
     assert ok(db, "limits", "--json").json["groups"] == []
+
+
+def test_given_rate_bandwidth_io_and_share_options_then_limits_stores_and_shows_them(db: Path) -> None:
+    out = ok(
+        db,
+        "limits",
+        "--rate", "kind:demo.sleep=2/5",
+        "--bandwidth", "2MB",
+        "--bandwidth-schedule", "mon-fri 09:00-17:00 500K",
+        "--bandwidth-schedule", "sat,sun 00:00-24:00 none",
+        "--io-capacity", "disk_write=180MB",
+        "--weight", "photos=3",
+        "--min-slots", "ui=1",
+    ).out  # fmt: skip
+    assert "kind:demo.sleep rate 2/s burst 5" in out and "bandwidth 2 MB/s" in out
+    shown = ok(db, "limits", "--json").json
+    assert shown["rate_limits"] == {"kind:demo.sleep": {"per_second": 2.0, "burst": 5.0}}
+    assert shown["bandwidth"]["base"] == 2_000_000
+    assert [w["end"] for w in shown["bandwidth"]["schedule"]] == ["17:00", "24:00"]
+    assert shown["io_capacity"] == {"disk_write": 180_000_000}
+    assert shown["group_shares"] == {
+        "photos": {"weight": 3.0, "min_slots": 0},
+        "ui": {"weight": 1.0, "min_slots": 1},
+    }
+    text = ok(db, "limits").out
+    assert "mon-fri 09:00-17:00  500 KB/s" in text and "disk_write 180 MB/s" in text
+    assert "for 2 h" in ok(db, "limits", "--bandwidth", "10MiB/s", "--until", "2h").out
+    assert ok(db, "limits", "--json").json["bandwidth"]["limit"] == 10 * 1024 * 1024
+    ok(
+        db,
+        "limits",
+        "--rate",
+        "kind:demo.sleep=none",
+        "--bandwidth-schedule",
+        "none",
+        "--io-capacity",
+        "disk_write=auto",
+    )
+    shown = ok(db, "limits", "--json").json
+    assert shown["rate_limits"] == {} and shown["bandwidth"]["schedule"] == [] and shown["io_capacity"] == {}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--rate", "kind:x=fast"], "invalid rate limit"),
+        (["--rate", "x=1"], "kind:<kind> or group:<group>"),
+        (["--bandwidth", "fast"], "invalid rate 'fast'"),
+        (["--bandwidth", "0"], "must be > 0"),
+        (["--until", "17:00"], "--until goes with --bandwidth"),
+        (["--bandwidth", "1MB", "--until", "25:00"], "invalid time"),
+        (["--bandwidth-schedule", "mon 9-5 1MB"], "invalid schedule window"),
+        (["--bandwidth-schedule", "funday 09:00-10:00 1MB"], "unknown day"),
+        (["--io-capacity", "disk=1MB"], "the resource is one of"),
+        (["--weight", "photos=0"], "invalid weight"),
+        (["--min-slots", "ui=-1"], "invalid minimum"),
+    ],
+)
+def test_given_bad_limits_then_one_line_names_the_problem_and_nothing_changes(
+    db: Path, args: list[str], message: str
+) -> None:
+    ok(db, "limits", "--bandwidth", "1MB")
+    res = run_argv(["--db", str(db), "limits", *args])
+    assert res.code == 2 and message in res.err and len(res.err.strip().splitlines()) == 1
+    assert ok(db, "limits", "--json").json["bandwidth"]["base"] == 1_000_000
 
 
 # -- where the database is -------------------------------------------------------------

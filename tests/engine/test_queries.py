@@ -182,3 +182,14 @@ async def test_given_a_retention_limit_then_history_is_pruned_as_tasks_finish(db
 
 async def _noop(ctx: Any, payload: Any) -> None:
     return None
+
+
+async def test_given_a_small_retention_when_more_tasks_finish_then_history_keeps_only_that_many(
+    engine: Engine,
+) -> None:
+    await engine.set_retention(keep=5, days=None)
+    ids = [(await engine.submit("noop")).id for _ in range(8)]
+    for i in ids:
+        await engine.wait(i, timeout=10)
+    await until(lambda: engine.counts().get("completed") == 5)  # pruned as they finish
+    assert engine.settings()["retention_keep"] == 5
