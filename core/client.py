@@ -168,7 +168,7 @@ class Client:
         timeout: float | None = None,
         ttl: float | None = None,
         io: IoBudget | None = None,
-        fail_fast: bool = True,
+        fail_fast: bool | None = None,
     ) -> SubmitResult:
         """Queue one task. Any kind is accepted; kinds the engine registered are validated
         against their schema and get their defaults."""

@@ -32,7 +32,7 @@ from core.errors import (
 )
 from core.eventbus import EventBus
 from core.lock import EngineLock
-from core.registry import Handler, KindSpec, info_to_json, make_spec
+from core.registry import Handler, KindSpec, checked_payload, info_to_json, make_spec
 from core.schedule_engine import ScheduleEngine
 from core.store import queries as q
 from core.store import schedules as store_schedules
@@ -168,12 +168,17 @@ class Engine(ScheduleEngine):
         run_in: RunIn = "loop",
         schema: Mapping[str, Any] | None = None,
         description: str | None = None,
+        validate: Callable[[Any], Any] | None = None,
+        fail_fast: bool = True,
     ) -> None:
         """Register `handler` for `kind` with the defaults its tasks get.
 
         `handler(ctx, payload)` is async for run_in="loop", a plain function for "thread"
         and "process" (a process handler must be importable: a module-level function).
-        `cleanup(ctx, payload, reason)` runs when a task is cancelled or fails for good."""
+        `cleanup(ctx, payload, reason)` runs when a task is cancelled or fails for good.
+        `validate(payload)` runs at submit after the schema check, for what a schema cannot
+        say (a path exists...): it raises InvalidSubmission naming the field, or returns
+        the payload to store (normalised). `fail_fast` is the default for its tasks."""
         spec = make_spec(
             kind,
             handler,
@@ -188,6 +193,8 @@ class Engine(ScheduleEngine):
             run_in=run_in,
             schema=schema,
             description=description,
+            validate=validate,
+            fail_fast=fail_fast,
         )
         self._kinds[kind] = spec
         self._publish_kinds([spec])  # clients validate against it from now on
@@ -368,7 +375,7 @@ class Engine(ScheduleEngine):
         timeout: float | None = None,
         ttl: float | None = None,
         io: IoBudget | None = None,
-        fail_fast: bool = True,
+        fail_fast: bool | None = None,
     ) -> SubmitResult:
         """Queue one task. Raises UnknownKind or InvalidSubmission (nothing is written)."""
         self._check_open()
@@ -379,6 +386,8 @@ class Engine(ScheduleEngine):
             # children inherit their parent's priority and group unless given their own
             priority = p.priority if priority is None else priority
             group = p.group if group is None else group
+        if spec is not None and spec.validate is not None:
+            payload = checked_payload(spec, payload)
         row = build_task(
             kind,
             payload,

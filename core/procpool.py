@@ -276,6 +276,8 @@ def _options(sub: Any) -> dict[str, Any]:
 
 def _join_all(workers: list[_Worker]) -> None:
     for w in workers:
+        if w.process.pid is None:  # it never started (spawning it failed)
+            continue
         w.process.join(timeout=2)
         if w.process.is_alive():
             w.kill()

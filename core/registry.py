@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from core.errors import InvalidArgument
+from core.errors import InvalidArgument, InvalidSubmission
 from core.types import DEFAULT_RETRY, IoBudget, KindInfo, Priority, RetryPolicy, RunIn
 from core.validation import check_kind, check_priority
 
@@ -21,6 +21,7 @@ class KindSpec:
     info: KindInfo
     finalize: Handler | None = None
     cleanup: Callable[..., Awaitable[None]] | None = None
+    validate: Callable[[Any], Any] | None = None  # submit-time checks beyond the schema
 
 
 def make_spec(
@@ -38,6 +39,8 @@ def make_spec(
     run_in: RunIn = "loop",
     schema: Mapping[str, Any] | None = None,
     description: str | None = None,
+    validate: Callable[[Any], Any] | None = None,
+    fail_fast: bool = True,
 ) -> KindSpec:
     try:
         check_kind(kind)
@@ -62,6 +65,12 @@ def make_spec(
         raise InvalidArgument(f"finalize for {kind!r}: must be an async function (ctx, payload, children)")
     if cleanup is not None and not inspect.iscoroutinefunction(cleanup):
         raise InvalidArgument(f"cleanup for {kind!r}: must be an async function")
+    if validate is not None and not callable(validate):
+        raise InvalidArgument(
+            f"validate for {kind!r}: must be callable (payload -> payload), got {validate!r}"
+        )
+    if not isinstance(fail_fast, bool):
+        raise InvalidArgument(f"fail_fast: must be a bool, got {fail_fast!r}")
     if retry is not None and not isinstance(retry, RetryPolicy):
         raise InvalidArgument(f"retry: must be a RetryPolicy, got {retry!r}")
     if io is not None and not isinstance(io, IoBudget):
@@ -88,8 +97,9 @@ def make_spec(
         ttl=float(ttl) if ttl is not None else None,
         io=io,
         run_in=run_in,
+        fail_fast=fail_fast,
     )
-    return KindSpec(handler=handler, info=info, finalize=finalize, cleanup=cleanup)
+    return KindSpec(handler=handler, info=info, finalize=finalize, cleanup=cleanup, validate=validate)
 
 
 def info_to_json(info: KindInfo) -> dict[str, Any]:
@@ -104,6 +114,7 @@ def info_to_json(info: KindInfo) -> dict[str, Any]:
         "ttl": info.ttl,
         "io": info.io.to_json() if info.io else None,
         "run_in": info.run_in,
+        "fail_fast": info.fail_fast,
     }
 
 
@@ -119,4 +130,18 @@ def info_from_json(data: Mapping[str, Any]) -> KindInfo:
         ttl=data.get("ttl"),
         io=IoBudget.from_json(data["io"]) if data.get("io") else None,
         run_in=data.get("run_in", "loop"),
+        fail_fast=bool(data.get("fail_fast", True)),
     )
+
+
+def checked_payload(spec: KindSpec, payload: Any) -> Any:
+    """Run a kind's submit-time `validate` hook: its InvalidSubmission goes to the caller;
+    any other error is reported as a problem with the payload, naming the kind."""
+    assert spec.validate is not None
+    try:
+        out = spec.validate(payload)
+    except InvalidSubmission:
+        raise
+    except Exception as e:
+        raise InvalidSubmission("payload", f"{spec.info.kind}: {e}") from e
+    return payload if out is None else out

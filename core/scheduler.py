@@ -5,6 +5,7 @@ control and the public API build on it (runner.py, control.py, engine.py)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import itertools
 import json
@@ -30,7 +31,7 @@ from core.errors import (
 )
 from core.eventbus import EventBus
 from core.lock import EngineLock
-from core.registry import KindSpec
+from core.registry import KindSpec, checked_payload
 from core.resources import IoState, PsutilSampler, Sampler, TokenBucket, budget_of, pressure_threshold
 from core.store import queries as q
 from core.store.database import Database
@@ -324,6 +325,9 @@ class EngineBase(ABC):
     def _new_task(self, sub: Submission, *, retry_of: int | None = None) -> NewTask:
         self._check_open()
         info = self._kind_info(sub.kind) if isinstance(sub.kind, str) else None
+        spec = self._kinds.get(sub.kind) if info is not None else None
+        if spec is not None and spec.validate is not None:
+            sub = dataclasses.replace(sub, payload=checked_payload(spec, sub.payload))
         return new_task(sub, info=info, now=self._now(), retry_of=retry_of)
 
     def _pause_mask(self, group: str | None) -> int:

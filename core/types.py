@@ -274,7 +274,7 @@ class Submission:
     timeout: float | None = field(default=None, kw_only=True)
     ttl: float | None = field(default=None, kw_only=True)
     io: IoBudget | None = field(default=None, kw_only=True)
-    fail_fast: bool = field(default=True, kw_only=True)
+    fail_fast: bool | None = field(default=None, kw_only=True)  # None: the kind's default
 
 
 @dataclass(frozen=True, slots=True)
@@ -448,6 +448,7 @@ class KindInfo:
     ttl: float | None
     io: IoBudget | None
     run_in: RunIn
+    fail_fast: bool = True  # the default for its tasks' fail_fast
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -212,7 +212,7 @@ def build_task(
     timeout: float | None = None,
     ttl: float | None = None,
     io: IoBudget | None = None,
-    fail_fast: bool = True,
+    fail_fast: bool | None = None,
 ) -> NewTask:
     """Validate submit() arguments; raises InvalidSubmission naming the field."""
     kind = check_kind(kind)
@@ -282,6 +282,8 @@ def build_task(
         if not isinstance(io, IoBudget):
             raise InvalidSubmission("io", f"must be an IoBudget, got {type(io).__name__}")
         options["io"] = io.to_json()
+    if fail_fast is None:
+        fail_fast = info.fail_fast if info is not None else True
     if fail_fast is not True:
         if not isinstance(fail_fast, bool):
             raise InvalidSubmission("fail_fast", f"must be a bool, got {fail_fast!r}")

@@ -31,6 +31,7 @@ from core.cli.database import client, control, engine_running
 from core.cli.errors import UsageError
 from core.cli.worker import run as run_worker
 from core.jobs import register_builtin
+from core.jobs import validate as validate_builtin
 from core.resources import RESOURCES
 
 POLL_SECONDS = 0.2
@@ -62,11 +63,14 @@ def _hint_no_worker(ctx: Context, what: str) -> None:
 
 async def submit(ctx: Context) -> int:
     a = ctx.args
+    # A built-in kind's own checks (paths exist, patterns are safe) run here, before the
+    # task is stored: the worker that runs it may be another process.
+    payload = validate_builtin(a.kind, vars(a).get("payload", {}))
     async with client(ctx.path) as c:
         retry = None if a.max_retries is None else _retry_policy(c, a.kind, a.max_retries)
         res = await c.submit(
             a.kind,
-            vars(a).get("payload", {}),
+            payload,
             priority=a.priority,
             key=a.key,
             on_duplicate=a.on_duplicate,
@@ -78,6 +82,7 @@ async def submit(ctx: Context) -> int:
             retry=retry,
             timeout=a.timeout,
             ttl=a.ttl,
+            fail_fast=a.fail_fast,
         )
     _print_submitted(ctx, res, a.key)
     if res.outcome is SubmitOutcome.REJECTED:

@@ -517,3 +517,9 @@ def _add_submit(p: argparse.ArgumentParser) -> None:
         "--ttl", type=positive_duration, metavar="S", help="expire if not started within S seconds"
     )
     p.add_argument("--max-retries", type=max_retries, metavar="N", help="retry a failure up to N times")
+    p.add_argument(
+        "--fail-fast",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="whether a part that fails for good cancels the rest (default: the kind's)",
+    )

@@ -412,5 +412,6 @@ def register(engine: Engine) -> None:
         schema=SCHEMA,
         retry=RetryPolicy.none(),
         io=IoBudget(),
+        validate=validate,
         description="Run a program (no shell unless asked); output in the task log",
     )

@@ -712,5 +712,6 @@ def register(engine: Engine) -> None:
         run_in="thread",
         retry=RetryPolicy.exponential(max_retries=3, base=2.0, cap=120.0),
         io=IoBudget(disk_read=100_000_000, disk_write=100_000_000),
+        validate=validate,
         description="Copy, move or sync a folder (skip unchanged, verify, dry run)",
     )

@@ -740,6 +740,8 @@ def register(engine: Engine) -> None:
         finalize=finalize,
         retry=RetryPolicy.exponential(max_retries=3, base=2.0, cap=60.0),
         io=IoBudget(disk_read=1_000_000),
+        validate=validate,
+        fail_fast=False,  # one broken photo must not cancel the rest: the summary lists it
         description="Resize images (files and folders) into an output folder, one child per image",
     )
     engine.register(

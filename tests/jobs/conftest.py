@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,3 +30,16 @@ async def eng(tmp_path: Path) -> AsyncIterator[Engine]:
     await engine.start()
     yield engine
     await engine.stop(grace=0)
+
+
+async def run_unchecked(eng: Engine, kind: str, payload: dict[str, Any]) -> Any:
+    """Submit through a Client, as another process would (a Client does not run a kind's
+    submit-time checks), and wait: the handler's own checks must catch what it was sent."""
+    from core import Client
+
+    client = await Client.open(eng.path)
+    try:
+        res = await client.submit(kind, payload)
+    finally:
+        await client.close()
+    return await eng.wait(res.id, timeout=60)

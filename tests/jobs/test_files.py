@@ -253,8 +253,18 @@ async def test_given_bad_payloads_then_the_field_is_named(eng: Engine, tmp_path:
     for message, payload in cases.items():
         with pytest.raises(InvalidSubmission, match=f"^{message}"):
             files.validate(payload)
-        rec = await run(eng, payload)
-        assert rec.state == TaskState.FAILED and rec.attempt == 1 and (rec.error or "").startswith(message)
+        with pytest.raises(InvalidSubmission, match=f"^{message}"):  # refused at submit
+            await eng.submit("files.copy", payload)
+    # A source that goes away between submit and run fails for good with the same words.
+    gone = tmp_path / "gone"
+    tree(gone, NAMES[:1])
+    await eng.hold()
+    res = await eng.submit("files.copy", {"source": str(gone), "destination": str(tmp_path / "d2")})
+    shutil.rmtree(gone)
+    await eng.release()
+    rec = await eng.wait(res.id, timeout=30)
+    assert rec.state == TaskState.FAILED and rec.attempt == 1
+    assert (rec.error or "").startswith("source: no such file or folder")
 
 
 # -- resuming ---------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from PIL import Image
 from core import Engine, InvalidArgument, InvalidSubmission, TaskState
 from core.jobs import presets, resize
 from core.jobs.resize import Options, PatternError, check_pattern, render_name, target_size
+from tests.jobs.conftest import run_unchecked
 from tests.jobs.images import BLUE, ORIENTATION, RED, jpeg, near, png_with_alpha, truncated_jpeg
 
 
@@ -210,10 +211,18 @@ async def test_given_bad_payloads_then_submit_or_run_names_the_field(eng: Engine
         await eng.submit("resize.images", {"inputs": [str(src)], "output_dir": "/tmp/x", "format": "gif"})
     with pytest.raises(InvalidSubmission):
         await eng.submit("resize.images", {"inputs": [], "output_dir": "/tmp/x"})
-    missing = await run(eng, {"inputs": [str(tmp_path / "nope.jpg")], "output_dir": str(tmp_path / "o")})
+    with pytest.raises(InvalidSubmission, match=r"^inputs\[0\]: no such file or folder"):
+        await eng.submit("resize.images", {"inputs": [str(tmp_path / "nope.jpg")], "output_dir": "/tmp/x"})
+    with pytest.raises(InvalidSubmission, match=r"^inputs\[0\]: must be an absolute path"):
+        await eng.submit("resize.images", {"inputs": ["a.jpg"], "output_dir": "/tmp/x"})
+    # Sent by another process (no submit-time checks there), the handler refuses the same way.
+    kind = "resize.images"
+    missing = await run_unchecked(
+        eng, kind, {"inputs": [str(tmp_path / "nope.jpg")], "output_dir": str(tmp_path / "o")}
+    )
     assert missing.state == TaskState.FAILED and missing.attempt == 1
     assert (missing.error or "").startswith("inputs[0]: no such file or folder")
-    relative = await run(eng, {"inputs": ["a.jpg"], "output_dir": str(tmp_path / "o")})
+    relative = await run_unchecked(eng, kind, {"inputs": ["a.jpg"], "output_dir": str(tmp_path / "o")})
     assert (relative.error or "").startswith("inputs[0]: must be an absolute path")
     with pytest.raises(InvalidSubmission, match="output_dir"):
         resize.validate({"inputs": [str(src)], "output_dir": str(src)})
@@ -264,7 +273,10 @@ async def test_given_traversal_pattern_when_submitted_then_task_fails_and_nothin
 ) -> None:
     src = jpeg(tmp_path / "in" / "a.jpg")
     out = tmp_path / "box" / "out"
-    rec = await run(eng, {"inputs": [str(src)], "output_dir": str(out), "name_pattern": "../{name}"})
+    payload = {"inputs": [str(src)], "output_dir": str(out), "name_pattern": "../{name}"}
+    with pytest.raises(InvalidSubmission, match=r"^name_pattern"):
+        await run(eng, payload)
+    rec = await run_unchecked(eng, "resize.images", payload)
     assert rec.state == TaskState.FAILED and rec.attempt == 1 and (rec.error or "").startswith("name_pattern")
     assert not (tmp_path / "box" / "a.jpg").exists()
 
