@@ -35,7 +35,7 @@ from core.store import schedules as store_schedules
 from core.store.database import Database
 from core.store.db import MEMORY, SCHEMA_VERSION, connect, schema_version
 from core.store.tasks import NewTask, dumps
-from core.store.transitions import pause_mask_from_db, settings_get
+from core.store.transitions import app_setting_get, app_setting_put, pause_mask_from_db, settings_get
 from core.types import (
     JSON,
     BandwidthStatus,
@@ -60,6 +60,7 @@ from core.validation import (
     check_min_slots,
     check_priority,
     check_rate_limit,
+    check_setting,
     check_states,
     check_weight,
     new_task,
@@ -516,6 +517,27 @@ class Client:
     def settings(self) -> dict[str, Any]:
         self._check_open()
         return self._db.read(settings_get)
+
+    def get_setting(self, name: str, default: Any = None) -> Any:
+        """An app setting (see Engine.get_setting)."""
+        self._check_open()
+        key, _ = check_setting(name)
+        value = self._db.read(lambda c: app_setting_get(c, key))
+        return default if value is None else value
+
+    async def set_setting(self, name: str, value: Any) -> None:
+        """Store an app setting at once (a short write, like a submission; the engine
+        holds no copy of app settings) and tell every follower with an event."""
+        self._check_open()
+        key, text = check_setting(name, value)
+        db = self._db
+        now = datetime.now().astimezone().timestamp()
+
+        def write(conn: Any) -> None:
+            app_setting_put(conn, key, text)
+            db.sql.emit(conn, EventKind.SETTINGS_CHANGED, now, None, {"setting": name})
+
+        await db.writer.run(write)
 
     def bandwidth(self) -> BandwidthStatus:
         """The global bandwidth limit as stored (see Engine.bandwidth)."""

@@ -38,7 +38,7 @@ from core.store import queries as q
 from core.store import schedules as store_schedules
 from core.store.db import MEMORY, connect, migrate
 from core.store.tasks import NewTask, dumps
-from core.store.transitions import settings_get, settings_put
+from core.store.transitions import app_setting_get, app_setting_put, settings_get, settings_put
 from core.types import (
     JSON,
     Event,
@@ -59,7 +59,7 @@ from core.types import (
     TaskRecord,
     TaskState,
 )
-from core.validation import build_task, check_seconds, check_states
+from core.validation import build_task, check_seconds, check_setting, check_states
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -694,6 +694,21 @@ class Engine(ScheduleEngine):
             self._flush_buffers()
             self._db.writer.flush()
         return self._db.read(lambda c: q.logs(c, task_id, since))
+
+    def get_setting(self, name: str, default: Any = None) -> Any:
+        """A setting the app keeps in the database (presets, saved targets...): shared by
+        the window, the CLI and every Client; engine settings are not reachable this way."""
+        self._check_open()
+        key, _ = check_setting(name)
+        value = self._db.read(lambda c: app_setting_get(c, key))
+        return default if value is None else value
+
+    async def set_setting(self, name: str, value: Any) -> None:
+        """Store an app setting (JSON; None deletes it); a settings_changed event says so."""
+        self._check_open()
+        key, text = check_setting(name, value)
+        await self._emit(EventKind.SETTINGS_CHANGED, {"setting": name},
+                         extra=lambda conn: app_setting_put(conn, key, text))  # fmt: skip
 
     def settings(self) -> dict[str, Any]:
         """Engine settings as stored (concurrency, retention, limits, bandwidth...), the

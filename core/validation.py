@@ -367,3 +367,22 @@ def check_min_slots(n: object, limit: int) -> int | None:
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= limit):
         raise InvalidArgument(f"min_slots: must be None or an int in 0..{limit}, got {n!r}")
     return n
+
+
+APP_SETTING_PREFIX = "app:"  # settings the app keeps for itself (presets...), apart from the engine's
+MAX_SETTING_NAME = 128
+
+
+def check_setting(name: object, value: object = None) -> tuple[str, str | None]:
+    """An app setting's stored name and JSON text (None deletes it)."""
+    if not isinstance(name, str) or not name or len(name) > MAX_SETTING_NAME:
+        raise InvalidArgument(f"name: must be a non-empty string of at most {MAX_SETTING_NAME} characters")
+    if value is None:
+        return APP_SETTING_PREFIX + name, None
+    try:
+        text = dumps(value)
+    except (TypeError, ValueError) as e:
+        raise InvalidArgument(f"value: must be JSON-serialisable ({e})") from None
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_PAYLOAD_BYTES:
+        raise InvalidArgument(f"value: must be at most {MAX_PAYLOAD_BYTES} bytes as JSON")
+    return APP_SETTING_PREFIX + name, text

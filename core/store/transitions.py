@@ -269,3 +269,22 @@ def settings_put(conn: sqlite3.Connection, name: str, value: Any) -> None:
         "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
         (name, dumps(value)),
     )
+
+
+def app_setting_put(conn: sqlite3.Connection, key: str, text: str | None) -> None:
+    """Store (or, with None, delete) an app setting already encoded as JSON text."""
+    if text is None:
+        conn.execute("DELETE FROM settings WHERE name = ?", (key,))
+    else:
+        conn.execute(
+            "INSERT INTO settings (name, value) VALUES (?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            (key, text),
+        )
+
+
+def app_setting_get(conn: sqlite3.Connection, key: str) -> Any:
+    import json
+
+    row = conn.execute("SELECT value FROM settings WHERE name = ?", (key,)).fetchone()
+    return None if row is None else json.loads(row[0])

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from core import Engine, InvalidArgument, InvalidSubmission, TaskState
+from core import Client, Engine, InvalidArgument, InvalidSubmission, TaskState
 from core.jobs import presets, resize
 from core.jobs.resize import Options, PatternError, check_pattern, render_name, target_size
 from tests.jobs.conftest import run_unchecked
@@ -376,7 +376,11 @@ async def test_given_user_preset_when_saved_then_every_client_sees_it_and_it_can
 ) -> None:
     saved = await presets.save_preset(eng, "resize.images", "Square 64", {"max_width": 64, "max_height": 64})
     assert not saved.builtin
-    assert (await presets.get_preset(object(), "resize.images", "Square 64")).options["max_width"] == 64
+    client = await Client.open(eng.path)  # another process (the CLI) sees it in the database
+    try:
+        assert (await presets.get_preset(client, "resize.images", "Square 64")).options["max_width"] == 64
+    finally:
+        await client.close()
     src = jpeg(tmp_path / "a.jpg", 400, 200)
     rec = await run(eng, {"inputs": [str(src)], "output_dir": str(tmp_path / "out"), "preset": "Square 64"})
     assert opened(tmp_path / "out" / "a.jpg")[0] == (64, 32)
