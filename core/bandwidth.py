@@ -8,7 +8,6 @@ token bucket, and on their own bucket when their payload sets `bandwidth_limit`.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta, tzinfo
@@ -18,6 +17,7 @@ from zoneinfo import ZoneInfo
 from core.clock import from_ts
 from core.errors import InvalidArgument
 from core.types import BandwidthStatus
+from core.validation import check_positive
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _DAY_SETS = {
@@ -79,16 +79,8 @@ def parse_time(value: Any, name: str) -> time:
 
 
 def check_bps(value: Any, name: str = "bps") -> float | None:
-    if value is None:
-        return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise InvalidArgument(f"{name}: must be bytes per second > 0 or None (unlimited), got {value!r}")
-    return float(value)
+    """Bytes per second > 0, or None (unlimited)."""
+    return check_positive(name, value, allow_none=True, unit="bytes per second")
 
 
 @dataclass(frozen=True, slots=True)

@@ -317,7 +317,9 @@ def build_task(
     )
 
 
-def _positive(name: str, value: object, *, allow_none: bool = False) -> float | None:
+def check_positive(
+    name: str, value: object, *, allow_none: bool = False, unit: str = "a number"
+) -> float | None:
     if value is None and allow_none:
         return None
     if (
@@ -326,9 +328,7 @@ def _positive(name: str, value: object, *, allow_none: bool = False) -> float | 
         or not math.isfinite(value)
         or value <= 0
     ):
-        raise InvalidArgument(
-            f"{name}: must be a number > 0{' or None' if allow_none else ''}, got {value!r}"
-        )
+        raise InvalidArgument(f"{name}: must be {unit} > 0{' or None' if allow_none else ''}, got {value!r}")
     return float(value)
 
 
@@ -340,8 +340,8 @@ def check_rate_limit(
         raise InvalidArgument(f"scope: must be 'kind:<kind>' or 'group:<group>', got {scope!r}")
     return (
         scope,
-        _positive("per_second", per_second, allow_none=True),
-        _positive("burst", burst, allow_none=True),
+        check_positive("per_second", per_second, allow_none=True),
+        check_positive("burst", burst, allow_none=True),
     )
 
 
@@ -350,7 +350,7 @@ def check_io_capacity(resource: object, bps: object) -> tuple[str, float | None]
 
     if resource not in RESOURCES:
         raise InvalidArgument(f"resource: must be one of {', '.join(RESOURCES)}, got {resource!r}")
-    return str(resource), _positive("bps", bps, allow_none=True)
+    return str(resource), check_positive("bps", bps, allow_none=True)
 
 
 def check_group_name(group: object) -> str:
@@ -360,7 +360,7 @@ def check_group_name(group: object) -> str:
 
 
 def check_weight(weight: object) -> float | None:
-    return _positive("weight", weight, allow_none=True)
+    return check_positive("weight", weight, allow_none=True)
 
 
 def check_min_slots(n: object, limit: int) -> int | None:
