@@ -20,6 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import QByteArray, QObject, QTimer, Signal
 from PySide6.QtNetwork import QLocalServer, QLocalSocket
 from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox, QWidget
@@ -379,6 +380,24 @@ class CrashReporter:
         box.open()
 
 
+def close_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Close a qasync loop and free its Qt objects now, on this (the GUI) thread.
+
+    qasync runs every asyncio callback on a Qt timer of one QObject, and its close() only
+    marks that object stopped: the timers of callbacks still pending (a cancelled task's
+    sleep, an engine wake-up) stay registered until they fire. Left to Python, the object
+    is freed whenever the garbage collector reaches the loop, on whichever thread happens
+    to run the collection (the engine's SQLite threads do). Qt cannot unregister a timer
+    from another thread ("QObject::~QObject: Timers cannot be stopped from another
+    thread"), so the next time that timer is due, the GUI thread's event dispatcher sends
+    it to freed memory and the process dies with a segmentation fault."""
+    if not loop.is_closed():
+        loop.close()
+    timer = getattr(loop, "_timer", None)
+    if isinstance(timer, QObject) and shiboken6.isValid(timer):
+        shiboken6.delete(timer)  # here, on its own thread: Qt unregisters its timers
+
+
 def configure_application(app: QApplication) -> None:
     app.setApplicationName("Taskdeck")
     app.setApplicationDisplayName("Taskdeck")
@@ -421,11 +440,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     keepalive.start(250)
     keepalive.timeout.connect(lambda: None)
     try:
-        with loop:
-            code = loop.run_until_complete(app.run())
+        code = loop.run_until_complete(app.run())
     except Exception:
         logger.critical("the window failed", exc_info=True)
         sys.stderr.write(f"taskdeck: the window failed; see {log_path}\n")
         return 1
+    finally:
+        loop.stop()
+        close_loop(loop)
     logger.info("exiting with %d", code)
     return int(code)

@@ -11,8 +11,13 @@ WINDOW_OPTIONS = ("--profile", "--minimized", "-v", "--verbose")
 
 
 def wants_window(argv: Sequence[str]) -> bool:
-    """No subcommand: only window options (--db, --profile, --minimized) and file paths."""
+    """No subcommand: only window options (--db, --profile, --minimized, -v) and files.
+
+    Anything else goes to the CLI, which runs the command or names the mistake: an
+    unknown option, or a bare word that is no file here (`taskdeck list` is a typo of
+    `ls`, not a photo to queue)."""
     import argparse
+    import os
 
     from core.cli import parser
 
@@ -28,7 +33,9 @@ def wants_window(argv: Sequence[str]) -> bool:
             continue
         if arg.startswith("--db=") or arg.startswith("--profile=") or arg in WINDOW_OPTIONS:
             continue
-        if arg in ("-h", "--help", "--json") or arg in commands:
+        if arg in commands or arg.startswith("-"):
+            return False
+        if not os.path.exists(arg) and os.sep not in arg and "." not in arg:
             return False
     return True
 

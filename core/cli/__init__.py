@@ -26,8 +26,8 @@ __all__ = ["main"]
 COMMANDS["schedule"] = schedule
 
 NO_WINDOW = (
-    "taskdeck: the window is not built yet; running the headless worker instead "
-    "('taskdeck --help' lists the commands)"
+    "taskdeck: no command, so running the headless worker (the `taskdeck` script alone "
+    "opens the window; 'taskdeck --help' lists the commands)"
 )
 
 

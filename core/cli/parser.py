@@ -349,7 +349,10 @@ def build() -> Parser:
     common = _common()
     parser = Parser(
         prog="taskdeck",
-        description="Taskdeck: a durable priority task queue. Without a command, runs the worker.",
+        description=(
+            "Taskdeck: a durable priority task queue. `taskdeck` alone opens the window; "
+            "`taskdeck worker` runs the headless worker."
+        ),
         parents=[common],
         allow_abbrev=False,
     )

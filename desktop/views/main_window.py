@@ -697,6 +697,10 @@ class MainWindow(QMainWindow):
         self._overall_timer.stop()
         self.queue_model.stop()
         self.details.stop()
+        # and the panes' own (overlay refresh, action states, the history search, the toast):
+        # a slot running after the engine stopped would call into a closed bridge
+        for timer in self.findChildren(QTimer):
+            timer.stop()
 
     def running_count(self) -> int:
         return sum(

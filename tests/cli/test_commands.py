@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
 
-from core.cli import main
 from tests.cli.conftest import ok, one_line_error, run, run_argv, run_process, show, submit
 
 # -- submit ----------------------------------------------------------------------------
@@ -374,12 +372,6 @@ def test_given_no_db_option_then_the_user_data_directory_is_used(
 
 
 # -- as a real process ----------------------------------------------------------------
-
-
-def test_given_the_console_script_then_it_is_main() -> None:
-    (script,) = entry_points(group="console_scripts", name="taskdeck")
-    assert script.value == "core.cli:main"
-    assert script.load() is main
 
 
 def test_given_a_real_process_then_errors_are_one_line_with_exit_codes_1_and_2(db: Path) -> None:

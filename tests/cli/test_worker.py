@@ -175,11 +175,11 @@ def test_given_a_busy_worker_when_signalled_once_then_the_running_task_may_finis
     assert show(db, task_id)["state"] == "completed"
 
 
-def test_given_no_arguments_then_it_says_the_window_is_missing_and_runs_the_worker(
+def test_given_no_command_the_core_cli_says_so_and_runs_the_worker(
     db: Path, spawn: Callable[..., Process]
 ) -> None:
     w = spawn("--db", str(db))
-    assert "window is not built yet" in w.expect(lambda line: True)
+    assert "running the headless worker" in w.expect(lambda line: True)
     w.expect(lambda line: line.startswith(READY) and str(db) in line)
     w.signal(signal.SIGTERM)
     assert w.wait() == 0

@@ -1,30 +1,38 @@
 """The window under test: a real engine on a temp profile, the real widgets, one qasync
 loop on pytest-qt's QApplication. Tests are plain synchronous qtbot tests: the Qt loop
-pytest-qt spins (waitUntil, waitSignal) runs the asyncio tasks too."""
+pytest-qt spins (waitUntil, waitSignal) runs the asyncio tasks too.
+
+Tests wait for conditions (never sleep a fixed time for something to happen), and the
+waits are generous: the suite shares two cores with other work. Everything a test made with Qt dies at its teardown, on
+the GUI thread (see `aloop`)."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import shutil
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+import shiboken6
+from PySide6.QtCore import QEvent
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 from core import Engine, EngineConfig, TaskRecord
-from desktop.app import App, Options, configure_application
+from desktop.app import App, Options, close_loop, configure_application
 from desktop.models.roles import QueueColumn
 from desktop.profile import Profile
 from desktop.views.main_window import MainWindow
 from tests.desktop import kinds
 
 T = TypeVar("T")
-WAIT_MS = 10_000
+WAIT_MS = 30_000  # a bound on waiting for a condition: reached only when a test fails
+SHUTDOWN_MS = 30_000
 
 if not os.environ.get("XDG_RUNTIME_DIR"):  # Qt warns without one (and warnings fail tests)
     import tempfile
@@ -58,7 +66,14 @@ def window_manager() -> Iterator[None]:
 
 @pytest.fixture
 def aloop(qapp: QApplication) -> Iterator[asyncio.AbstractEventLoop]:
-    """A qasync loop on the test's QApplication, marked running while Qt spins."""
+    """A qasync loop on the test's QApplication, marked running while Qt spins.
+
+    At teardown the test's Qt objects are freed here, on the GUI thread: its loop's timer
+    object (close_loop), the windows its apps deleteLater()ed, and whatever else only a
+    reference cycle kept alive. Left to Python's garbage collector they would be freed
+    during some later test, on whichever thread ran the collection (the engine's SQLite
+    threads do); Qt cannot unregister timers from another thread, so the GUI thread's
+    next processEvents() (pytest-qt calls it around every test) segfaulted."""
     import qasync
 
     configure_application(qapp)
@@ -67,18 +82,22 @@ def aloop(qapp: QApplication) -> Iterator[asyncio.AbstractEventLoop]:
     try:
         yield loop
     finally:
-        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
-        for t in pending:
-            t.cancel()
-        deadline = time.monotonic() + 3
-        while any(not t.done() for t in pending) and time.monotonic() < deadline:
-            qapp.processEvents()
-            time.sleep(0.001)
-        asyncio.events._set_running_loop(None)
-        loop._QEventLoop__is_running = False  # already_running loops never ran run_forever
-        loop.close()
-        asyncio.set_event_loop(None)
-        kinds.GATES.clear()
+        try:
+            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for t in pending:
+                t.cancel()
+            deadline = time.monotonic() + SHUTDOWN_MS / 1000
+            while any(not t.done() for t in pending) and time.monotonic() < deadline:
+                qapp.processEvents()
+                time.sleep(0.001)
+            asyncio.events._set_running_loop(None)
+            loop._QEventLoop__is_running = False  # already_running loops never ran run_forever
+            close_loop(loop)
+            asyncio.set_event_loop(None)
+        finally:
+            kinds.GATES.clear()
+            QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+            gc.collect()
 
 
 @dataclass
@@ -86,6 +105,7 @@ class Harness:
     qtbot: Any
     app: App
     profile_dir: Path
+    cleanups: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
 
     @property
     def window(self) -> MainWindow:
@@ -103,6 +123,30 @@ class Harness:
         task = asyncio.ensure_future(coro)
         self.qtbot.waitUntil(task.done, timeout=int(timeout * 1000))
         return task.result()
+
+    def at_teardown(self, cleanup: Callable[[], Awaitable[Any]]) -> None:
+        """Run `cleanup()` when the test ends, passed or failed, while the loop still runs."""
+        self.cleanups.append(cleanup)
+
+    def close(self) -> None:
+        """Shut the app down (if the test did not) and run the clean-ups, last first."""
+        errors: list[BaseException] = []
+        steps: list[Callable[[], Awaitable[Any]]] = list(reversed(self.cleanups))
+        app = self.app
+        if app is not None and app.bridge is not None and not app.bridge.closed:
+            steps.insert(0, app.shutdown)
+        self.cleanups.clear()
+        for step in steps:
+            try:
+                self.run(step(), timeout=SHUTDOWN_MS / 1000)
+            except Exception as e:  # the others still run
+                errors.append(e)
+        if app is not None:  # deleted at the loop's teardown, on the GUI thread
+            for obj in (app.bridge, app):
+                if obj is not None and shiboken6.isValid(obj):
+                    obj.deleteLater()
+        if errors:
+            raise errors[0]
 
     def wait(self, predicate: Callable[[], Any], timeout: int = WAIT_MS) -> None:
         self.qtbot.waitUntil(lambda: bool(predicate()), timeout=timeout)
@@ -160,7 +204,13 @@ class Harness:
         b.click()  # type: ignore[attr-defined]
 
 
-def open_app(qtbot: Any, profile_dir: Path, config: EngineConfig | None = None, **options: Any) -> Harness:
+def open_app(
+    qtbot: Any,
+    profile_dir: Path,
+    config: EngineConfig | None = None,
+    opened: list[Harness] | None = None,
+    **options: Any,
+) -> Harness:
     profile = Profile.create(profile_dir)
     app = App(
         QApplication.instance(),  # type: ignore[arg-type]
@@ -173,6 +223,8 @@ def open_app(qtbot: Any, profile_dir: Path, config: EngineConfig | None = None, 
         profile,
     )
     h = Harness(qtbot, app, profile_dir)
+    if opened is not None:
+        opened.append(h)  # shut down at teardown even if opening fails half-way
     assert h.run(app.open())
     h.wait(lambda: h.window.queue_model.is_loaded)
     return h
@@ -184,20 +236,32 @@ def profile_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def harness(qtbot: Any, aloop: asyncio.AbstractEventLoop, profile_dir: Path) -> Iterator[Harness]:
+    """A harness for a test that makes its App (and engines) itself; closed at teardown."""
+    h = Harness(qtbot, None, profile_dir)  # type: ignore[arg-type]
+    yield h
+    h.close()
+
+
+@pytest.fixture
 def make_app(
     qtbot: Any, aloop: asyncio.AbstractEventLoop, profile_dir: Path
 ) -> Iterator[Callable[..., Harness]]:
     opened: list[Harness] = []
 
     def make(config: EngineConfig | None = None, directory: Path | None = None, **options: Any) -> Harness:
-        h = open_app(qtbot, directory or profile_dir, config, **options)
-        opened.append(h)
+        h = open_app(qtbot, directory or profile_dir, config, opened, **options)
         return h
 
     yield make
-    for h in opened:
-        if h.app.bridge is not None and not h.app.bridge.closed:
-            h.run(h.app.shutdown(), timeout=15)
+    errors: list[BaseException] = []
+    for h in reversed(opened):
+        try:
+            h.close()
+        except Exception as e:
+            errors.append(e)
+    if errors:
+        raise errors[0]
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@ id, asserting what the user sees."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 from PySide6.QtCore import QModelIndex, Qt
@@ -10,7 +11,10 @@ from PySide6.QtWidgets import QApplication
 
 from core import EngineConfig, Priority, RetryPolicy, TaskState
 from desktop.models.roles import QueueColumn
+from desktop.vocabulary import EtaSmoother
 from tests.desktop.conftest import Harness
+
+ETA_WARMUP_S = EtaSmoother()._warmup  # the queue shows "estimating…" until a task ran this long
 
 
 def test_Q01_empty_state_invites_dropping_files(gui: Harness, qtmodeltester) -> None:
@@ -53,9 +57,12 @@ def test_Q03_progress_speed_and_eta_appear_once_estimable(gui: Harness) -> None:
     tid = gui.submit("test.gate", {"gate": "q3", "total": 50_000_000, "step": 200_000, "tick": 0.05})
     gui.wait_text(tid, "Running")
     gui.wait(lambda: gui.text(tid, QueueColumn.PROGRESS).endswith("%"))
-    assert gui.text(tid, QueueColumn.ETA) == "estimating…"  # no estimate in the first seconds
-    gui.wait(lambda: gui.text(tid, QueueColumn.SPEED).endswith("MB/s"), timeout=8000)
-    gui.wait(lambda: gui.text(tid, QueueColumn.ETA) not in ("", "estimating…"), timeout=8000)
+    eta = gui.text(tid, QueueColumn.ETA)
+    ran = (datetime.now().astimezone() - gui.record(tid).started_at).total_seconds()
+    if ran < ETA_WARMUP_S:  # on a busy machine the first "%" may show after the warm-up
+        assert eta == "estimating…"  # no estimate in the first seconds
+    gui.wait(lambda: gui.text(tid, QueueColumn.SPEED).endswith("MB/s"))
+    gui.wait(lambda: gui.text(tid, QueueColumn.ETA) not in ("", "estimating…"))
     assert gui.text(tid, QueueColumn.ETA).endswith(("s", "min"))
     gui.open_gate("q3")
     gui.wait_text(tid, "Completed")
@@ -246,7 +253,7 @@ def test_Q14_automatic_retry_shows_a_countdown_then_completes(gui: Harness) -> N
     gui.wait_text(tid, "Retrying in ")
     text = gui.text(tid)
     assert "(attempt 2 of 5)" in text, text
-    gui.wait_text(tid, "Completed", timeout=10_000)
+    gui.wait_text(tid, "Completed")
     assert not [w for w in QApplication.topLevelWidgets() if w.isVisible() and w.isModal()]
 
 
@@ -385,9 +392,11 @@ def test_Q22_run_up_to_n_applies_live(make_app) -> None:
     gui.window.concurrency.setValue(3)
     gui.wait(lambda: gui.window.counts_label.text() == "3 running · 2 queued")
     gui.window.concurrency.setValue(1)
+    gui.wait(lambda: gui.engine.max_concurrency == 1)
     gui.open_gate("q22_0")
     gui.wait_text(ids[0], "Completed")
-    gui.qtbot.wait(300)
+    gui.wait(lambda: gui.window.counts_label.text().startswith("2 running"))
+    gui.qtbot.wait(300)  # a window in which a wrong start would show
     assert gui.window.counts_label.text().startswith("2 running")  # no new start until only one runs
     gui.open_gate("q22_1")
     gui.wait(lambda: gui.window.counts_label.text().startswith("1 running"))

@@ -11,7 +11,9 @@ from core.testing import FakeClock
 from tests.conftest import next_event
 
 
-async def test_given_an_app_setting_then_the_engine_and_a_client_share_it(db_path: Path, clock: FakeClock) -> None:
+async def test_given_an_app_setting_then_the_engine_and_a_client_share_it(
+    db_path: Path, clock: FakeClock
+) -> None:
     eng = await Engine.open(db_path, EngineConfig(clock=clock))
     await eng.start()
     events = eng.events()
