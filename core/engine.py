@@ -32,7 +32,7 @@ from core.errors import (
 )
 from core.eventbus import EventBus
 from core.lock import EngineLock
-from core.registry import Handler, KindSpec, checked_payload, info_to_json, make_spec
+from core.registry import Handler, KindSpec, checked_payload, info_to_json, make_spec, submit_defaults
 from core.schedule_engine import ScheduleEngine
 from core.store import queries as q
 from core.store import schedules as store_schedules
@@ -169,6 +169,7 @@ class Engine(ScheduleEngine):
         schema: Mapping[str, Any] | None = None,
         description: str | None = None,
         validate: Callable[[Any], Any] | None = None,
+        defaults: Callable[[Any], Mapping[str, Any]] | None = None,
         fail_fast: bool = True,
     ) -> None:
         """Register `handler` for `kind` with the defaults its tasks get.
@@ -178,7 +179,9 @@ class Engine(ScheduleEngine):
         `cleanup(ctx, payload, reason)` runs when a task is cancelled or fails for good.
         `validate(payload)` runs at submit after the schema check, for what a schema cannot
         say (a path exists...): it raises InvalidSubmission naming the field, or returns
-        the payload to store (normalised). `fail_fast` is the default for its tasks."""
+        the payload to store (normalised). `defaults(payload)` gives the `group`, `key` and
+        `label` a task gets when its submitter gives none. `fail_fast` is the default for
+        its tasks."""
         spec = make_spec(
             kind,
             handler,
@@ -194,6 +197,7 @@ class Engine(ScheduleEngine):
             schema=schema,
             description=description,
             validate=validate,
+            defaults=defaults,
             fail_fast=fail_fast,
         )
         self._kinds[kind] = spec
@@ -388,6 +392,11 @@ class Engine(ScheduleEngine):
             group = p.group if group is None else group
         if spec is not None and spec.validate is not None:
             payload = checked_payload(spec, payload)
+        if spec is not None and spec.defaults is not None:
+            d = submit_defaults(spec, payload)
+            group = d.get("group") if group is None else group
+            key = d.get("key") if key is None else key
+            label = d.get("label") if label is None else label
         row = build_task(
             kind,
             payload,

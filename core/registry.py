@@ -9,7 +9,7 @@ from typing import Any
 
 from core.errors import InvalidArgument, InvalidSubmission
 from core.types import DEFAULT_RETRY, IoBudget, KindInfo, Priority, RetryPolicy, RunIn
-from core.validation import check_kind, check_priority
+from core.validation import check_kind, check_priority, check_schema
 
 Handler = Callable[..., Any]
 RUN_IN = ("loop", "thread", "process")
@@ -22,6 +22,7 @@ class KindSpec:
     finalize: Handler | None = None
     cleanup: Callable[..., Awaitable[None]] | None = None
     validate: Callable[[Any], Any] | None = None  # submit-time checks beyond the schema
+    defaults: Callable[[Any], Mapping[str, Any]] | None = None  # group/key/label from the payload
 
 
 def make_spec(
@@ -40,6 +41,7 @@ def make_spec(
     schema: Mapping[str, Any] | None = None,
     description: str | None = None,
     validate: Callable[[Any], Any] | None = None,
+    defaults: Callable[[Any], Mapping[str, Any]] | None = None,
     fail_fast: bool = True,
 ) -> KindSpec:
     try:
@@ -68,6 +70,10 @@ def make_spec(
     if validate is not None and not callable(validate):
         raise InvalidArgument(
             f"validate for {kind!r}: must be callable (payload -> payload), got {validate!r}"
+        )
+    if defaults is not None and not callable(defaults):
+        raise InvalidArgument(
+            f"defaults for {kind!r}: must be callable (payload -> {{group, key, label}}), got {defaults!r}"
         )
     if not isinstance(fail_fast, bool):
         raise InvalidArgument(f"fail_fast: must be a bool, got {fail_fast!r}")
@@ -99,7 +105,9 @@ def make_spec(
         run_in=run_in,
         fail_fast=fail_fast,
     )
-    return KindSpec(handler=handler, info=info, finalize=finalize, cleanup=cleanup, validate=validate)
+    return KindSpec(
+        handler=handler, info=info, finalize=finalize, cleanup=cleanup, validate=validate, defaults=defaults
+    )
 
 
 def info_to_json(info: KindInfo) -> dict[str, Any]:
@@ -138,6 +146,7 @@ def checked_payload(spec: KindSpec, payload: Any) -> Any:
     """Run a kind's submit-time `validate` hook: its InvalidSubmission goes to the caller;
     any other error is reported as a problem with the payload, naming the kind."""
     assert spec.validate is not None
+    check_schema(spec.info.kind, spec.info.schema, payload)  # the hook may rely on the shape
     try:
         out = spec.validate(payload)
     except InvalidSubmission:
@@ -145,3 +154,20 @@ def checked_payload(spec: KindSpec, payload: Any) -> Any:
     except Exception as e:
         raise InvalidSubmission("payload", f"{spec.info.kind}: {e}") from e
     return payload if out is None else out
+
+
+DEFAULTABLE = ("group", "key", "label")
+
+
+def submit_defaults(spec: KindSpec, payload: Any) -> dict[str, Any]:
+    """A kind's `defaults` hook: the group, dedup key and label its tasks get when the
+    caller gives none (a network kind: the endpoint's host; source + destination)."""
+    if spec.defaults is None:
+        return {}
+    try:
+        found = dict(spec.defaults(payload))
+    except InvalidSubmission:
+        raise
+    except Exception as e:
+        raise InvalidSubmission("payload", f"{spec.info.kind}: {e}") from e
+    return {name: found[name] for name in DEFAULTABLE if found.get(name) is not None}

@@ -31,7 +31,7 @@ from core.errors import (
 )
 from core.eventbus import EventBus
 from core.lock import EngineLock
-from core.registry import KindSpec, checked_payload
+from core.registry import KindSpec, checked_payload, submit_defaults
 from core.resources import IoState, PsutilSampler, Sampler, TokenBucket, budget_of, pressure_threshold
 from core.store import queries as q
 from core.store.database import Database
@@ -328,6 +328,11 @@ class EngineBase(ABC):
         spec = self._kinds.get(sub.kind) if info is not None else None
         if spec is not None and spec.validate is not None:
             sub = dataclasses.replace(sub, payload=checked_payload(spec, sub.payload))
+        if spec is not None and spec.defaults is not None:
+            given = {"group": sub.group, "key": sub.key, "label": sub.label}
+            missing = {k: v for k, v in submit_defaults(spec, sub.payload).items() if given[k] is None}
+            if missing:
+                sub = dataclasses.replace(sub, **missing)
         return new_task(sub, info=info, now=self._now(), retry_of=retry_of)
 
     def _pause_mask(self, group: str | None) -> int:

@@ -30,6 +30,7 @@ from core.cli import output as o
 from core.cli.database import client, control, engine_running
 from core.cli.errors import UsageError
 from core.cli.worker import run as run_worker
+from core.jobs import defaults as builtin_defaults
 from core.jobs import register_builtin
 from core.jobs import validate as validate_builtin
 from core.resources import RESOURCES
@@ -66,27 +67,29 @@ async def submit(ctx: Context) -> int:
     # A built-in kind's own checks (paths exist, patterns are safe) run here, before the
     # task is stored: the worker that runs it may be another process.
     payload = validate_builtin(a.kind, vars(a).get("payload", {}))
+    given = {"group": a.group, "key": a.key, "label": a.label}
+    opts = {**builtin_defaults(a.kind, payload), **{k: v for k, v in given.items() if v is not None}}
     async with client(ctx.path) as c:
         retry = None if a.max_retries is None else _retry_policy(c, a.kind, a.max_retries)
         res = await c.submit(
             a.kind,
             payload,
             priority=a.priority,
-            key=a.key,
+            key=opts.get("key"),
             on_duplicate=a.on_duplicate,
             delay=a.delay,
             run_at=a.run_at,
-            group=a.group,
+            group=opts.get("group"),
             tags=dict(a.tag) if a.tag else None,
-            label=a.label,
+            label=opts.get("label"),
             retry=retry,
             timeout=a.timeout,
             ttl=a.ttl,
             fail_fast=a.fail_fast,
         )
-    _print_submitted(ctx, res, a.key)
+    _print_submitted(ctx, res, opts.get("key"))
     if res.outcome is SubmitOutcome.REJECTED:
-        o.err(f"not submitted: task {res.id} with key {a.key!r} is active (--on-duplicate reject)")
+        o.err(f"not submitted: task {res.id} with key {opts.get('key')!r} is active (--on-duplicate reject)")
         return 1
     if res.outcome is SubmitOutcome.INSERTED:
         _hint_no_worker(ctx, "it will start")

@@ -4,24 +4,30 @@
 - `resize.images` / `resize.image` (resize.py): photos -> resized copies, one child per image.
 - `files.copy` (files.py): copy, move or sync a folder.
 - `command.run` (command.py): run a program.
+- `upload.s3`, `upload.http`, `download.http` (net/): uploads and downloads.
 
 `validate(kind, payload)` runs a kind's submit-time checks that its JSON schema cannot
-express (paths exist, patterns are safe); the window and the CLI may call it before
-submitting. Handlers run the same checks and fail for good with the same message.
+express (paths exist, patterns are safe); `defaults(kind, payload)` gives the group, dedup
+key and label a task of that kind gets when its submitter names none. An engine runs both
+itself (they are registered with the kinds); the window and the CLI, which may submit
+through a Client to an engine in another process, call them before submitting. Handlers
+run the same checks and fail for good with the same message.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from core import Engine
-from core.jobs import command, demo, files, resize
+from core import Engine, InvalidSubmission
+from core.jobs import command, demo, files, net, resize
 
 VALIDATORS: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
     resize.KIND: resize.validate,
     files.KIND: files.validate,
     command.KIND: command.validate,
+    **{kind: functools.partial(net.checked, kind) for kind in net.KINDS},
 }
 
 
@@ -33,10 +39,15 @@ def validate(kind: str, payload: Any) -> Any:
     if check is None:
         return payload
     if not isinstance(payload, Mapping):
-        from core import InvalidSubmission
-
         raise InvalidSubmission("payload", f"must be an object, got {type(payload).__name__}")
     return check(payload)
+
+
+def defaults(kind: str, payload: Any) -> dict[str, Any]:
+    """The group, dedup key and label of a task of `kind` (only network kinds have them)."""
+    if kind not in net.KINDS or not isinstance(payload, Mapping):
+        return {}
+    return net.prepare(kind, payload)[1]
 
 
 def register_builtin(engine: Engine) -> None:
@@ -45,3 +56,4 @@ def register_builtin(engine: Engine) -> None:
     resize.register(engine)
     files.register(engine)
     command.register(engine)
+    net.register_network(engine)

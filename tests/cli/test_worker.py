@@ -117,6 +117,26 @@ def test_given_a_worker_then_kinds_lists_what_it_published(db: Path, worker: Pro
     kinds = {k["kind"]: k for k in ok(db, "kinds", "--json").json}
     assert {"demo.sleep", "resize.images", "files.copy", "command.run"} <= set(kinds)
     assert kinds["resize.images"]["schema"]["type"] == "object"  # published with its payload schema
+    assert sorted(kinds) == sorted(builtin_kinds())
+    assert {"upload.s3", "upload.http", "download.http"} <= set(kinds)
+
+
+def builtin_kinds() -> list[str]:
+    """The kinds register_builtin registers (the list grows with each built-in kind)."""
+    import asyncio
+
+    from core import Engine
+    from core.jobs import register_builtin
+
+    async def names() -> list[str]:
+        engine = await Engine.open(":memory:")
+        try:
+            register_builtin(engine)
+            return [k.kind for k in engine.kinds()]
+        finally:
+            await engine.stop(grace=0)
+
+    return asyncio.run(names())
 
 
 def test_given_a_worker_when_watching_then_each_event_is_one_line(

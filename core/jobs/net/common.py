@@ -1,0 +1,366 @@
+"""What the network kinds share: payload schema pieces, the files an upload sends, the
+defaults a submission gets (group = endpoint host, dedup key = source + destination), how
+failures are classified (retry or `Permanent`), and a meter that moves bytes through the
+bandwidth limits while it reports progress."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from core import Permanent, RetryPolicy
+
+# -- defaults ---------------------------------------------------------------------------
+
+# A dropped connection or a 5xx is worth a few tries a while apart: the row reads
+# "retrying in 8 s (attempt 3 of 5)" meanwhile (ux Q-14).
+RETRY = RetryPolicy.exponential(max_retries=4, base=2.0, factor=2.0, cap=60.0, jitter=0.1)
+CHUNK = 256 * 1024  # bytes drawn from the bandwidth budget (and reported) at a time
+REPORT_BYTES = CHUNK
+DRAW_MIN = 64 * 1024  # a thread's draws from the bandwidth budget: see SyncMeter
+DRAW_MAX = 4 * 1024 * 1024
+QUICK_DRAW = 0.02  # seconds: a draw granted within this left room for a bigger one
+REPORT_SECONDS = 0.1  # a thread's progress reports, at most this often
+CONNECT_TIMEOUT = 10.0  # seconds
+READ_TIMEOUT = 60.0  # seconds without a byte from the server: a stalled transfer is retried
+
+# -- payload schema pieces ----------------------------------------------------------------
+
+# Scheme checked case-insensitively, without relying on regex flags (JSON Schema patterns
+# are ECMA-262); no user:password@ in the authority: secrets never sit in a payload.
+URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://[^/?#\s@]+([/?#]\S*)?$"
+_SECRET_HEADERS = (
+    "[Aa][Uu][Tt][Hh][Oo][Rr][Ii][Zz][Aa][Tt][Ii][Oo][Nn]",
+    "[Pp][Rr][Oo][Xx][Yy]-[Aa][Uu][Tt][Hh][Oo][Rr][Ii][Zz][Aa][Tt][Ii][Oo][Nn]",
+    "[Cc][Oo][Oo][Kk][Ii][Ee]",
+)
+SECRET_HEADER_NAMES = ("authorization", "proxy-authorization", "cookie")
+# jsonschema's message for a refused header reads "'Cookie' should not be valid under
+# {'$ref': '#/$defs/<this name>'}": the name is the explanation (so for URLs and paths).
+SECRET_HEADER_DEF = "Authorization_and_Cookie_headers_are_refused__name_a_keyring_entry_in_credentials"
+
+
+BAD_URL_DEF = "not_an_http_or_https_URL__or_one_with_a_user_and_password"
+
+
+def url_schema(description: str) -> dict[str, Any]:
+    return {
+        "type": "string",
+        "maxLength": 8192,
+        "not": {"$ref": f"#/$defs/{BAD_URL_DEF}"},
+        "description": description,
+    }
+
+
+def headers_schema() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "maxProperties": 64,
+        "propertyNames": {
+            "pattern": r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$",
+            "not": {"$ref": f"#/$defs/{SECRET_HEADER_DEF}"},
+        },
+        "additionalProperties": {"type": "string", "maxLength": 8192},
+        "description": "extra request headers (never Authorization or Cookie: use credentials)",
+    }
+
+
+# A relative path would be resolved against whichever process runs the task: refused.
+ABSOLUTE_PATH_DEF = "a_relative_path__give_an_absolute_one"
+ABSOLUTE_PATH: dict[str, Any] = {"not": {"$ref": f"#/$defs/{ABSOLUTE_PATH_DEF}"}}
+
+
+def schema_defs() -> dict[str, Any]:
+    """The `$defs` the pieces here refer to (each kind's schema carries them)."""
+    return {
+        ABSOLUTE_PATH_DEF: {"pattern": r"^(?![/~]|[A-Za-z]:[\\/]|\\\\)"},
+        SECRET_HEADER_DEF: {"pattern": "^(" + "|".join(_SECRET_HEADERS) + ")$"},
+        BAD_URL_DEF: {"not": {"pattern": URL_PATTERN}},
+    }
+
+
+CREDENTIALS_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 256,
+    "description": "a keyring entry name, or 'env' for the standard environment variables",
+}
+BANDWIDTH_SCHEMA: dict[str, Any] = {
+    "type": "number",
+    "exclusiveMinimum": 0,
+    "description": "this task's own limit in bytes/s (the global limits apply as well)",
+}
+INPUTS_SCHEMA: dict[str, Any] = {
+    "type": "array",
+    "minItems": 1,
+    "maxItems": 10000,
+    "items": {"type": "string", "minLength": 1, "maxLength": 4096, **ABSOLUTE_PATH},
+    "description": "files and folders to send, absolute paths (a folder goes with its name)",
+}
+
+# -- files ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LocalFile:
+    path: str  # absolute
+    rel: str  # its name under the destination, "/"-separated (a folder's name comes first)
+    size: int
+    mtime_ns: int
+
+
+def collect_files(inputs: Sequence[str], field: str = "inputs") -> list[LocalFile]:
+    """The files that `inputs` (files and folders) name, folders walked in name order.
+    Raises Permanent naming the input that does not exist or cannot be read. Blocking."""
+    out: list[LocalFile] = []
+    seen: set[str] = set()
+    for i, raw in enumerate(inputs):
+        path = Path(raw).expanduser()
+        try:
+            st = path.stat()
+        except OSError as e:
+            raise Permanent(f"{field}[{i}]: {raw} {_os_reason(e)}") from e
+        if stat.S_ISDIR(st.st_mode):
+            base = path.resolve()
+            for root, dirs, files in os.walk(base, onerror=None):
+                dirs.sort()
+                for name in sorted(files):
+                    full = Path(root, name)
+                    try:
+                        fst = full.stat()
+                    except OSError:
+                        continue  # vanished or a dangling link: nothing to send
+                    if not stat.S_ISREG(fst.st_mode):
+                        continue
+                    rel = "/".join((base.name, *full.relative_to(base).parts))
+                    _add(out, seen, LocalFile(str(full), rel, fst.st_size, fst.st_mtime_ns))
+        elif stat.S_ISREG(st.st_mode):
+            _add(out, seen, LocalFile(str(path.resolve()), path.name, st.st_size, st.st_mtime_ns))
+        else:
+            raise Permanent(f"{field}[{i}]: {raw} is neither a file nor a folder")
+        if not os.access(path, os.R_OK):
+            raise Permanent(f"{field}[{i}]: {raw} cannot be read (permission denied)")
+    if not out:
+        raise Permanent(f"{field}: the folders hold no file to send")
+    return out
+
+
+def _add(out: list[LocalFile], seen: set[str], f: LocalFile) -> None:
+    if f.path not in seen:
+        seen.add(f.path)
+        out.append(f)
+
+
+def _os_reason(e: OSError) -> str:
+    if isinstance(e, FileNotFoundError):
+        return "does not exist"
+    if isinstance(e, PermissionError):
+        return "cannot be read (permission denied)"
+    return f"cannot be read ({e.strerror or e})"
+
+
+def check_unchanged(path: str, size: int, mtime_ns: int) -> None:
+    """Raise Permanent when the file changed since the upload was planned."""
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise Permanent(f"{path} {_os_reason(e)}") from e
+    if st.st_size != size or st.st_mtime_ns != mtime_ns:
+        raise Permanent(f"{path} changed since the upload started (size or modification time differ)")
+
+
+# -- submission defaults ----------------------------------------------------------------
+
+
+def host_of(url: str) -> str:
+    """The host (and port) of a URL, lower-cased: one group per server."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    return f"{host}:{parts.port}" if parts.port else host
+
+
+def dedup_key(kind: str, source: object, destination: object) -> str:
+    """A dedup key for source + destination: the same drop twice queues one task."""
+    text = json.dumps([source, destination], sort_keys=True, separators=(",", ":"))
+    return f"{kind}:{hashlib.sha256(text.encode()).hexdigest()[:40]}"
+
+
+def absolute_inputs(inputs: Iterable[str]) -> list[str]:
+    return [str(Path(p).expanduser().resolve()) for p in inputs]
+
+
+# -- failures ---------------------------------------------------------------------------
+
+
+class TransferError(Exception):
+    """A retryable network failure (a timeout, a reset, a 5xx): the engine tries again.
+    The engine shows it as "TransferError: <message>" (it prefixes the class name of any
+    error but Permanent), so the name is chosen to read well there."""
+
+
+RETRYABLE_STATUS = frozenset({408, 425, 429})
+
+
+def status_text(status: int) -> str:
+    try:
+        return f"HTTP {status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return f"HTTP {status}"
+
+
+def attempt_text(ctx: Any) -> str:
+    return f"attempt {ctx.attempt} of {ctx.max_retries + 1}"
+
+
+def http_failure(ctx: Any, status: int, what: str, detail: str = "") -> Exception:
+    """The exception for an unwanted HTTP status: Permanent for a 4xx (but 408, 425 and
+    429), retryable for a 5xx. The message reads "HTTP 500 Internal Server Error from PUT
+    http://… — attempt 3 of 5"."""
+    message = f"{status_text(status)} from {what}" + (f": {detail}" if detail else "")
+    if status >= 500 or status in RETRYABLE_STATUS:
+        return TransferError(f"{message} — {attempt_text(ctx)}")
+    return Permanent(message)
+
+
+# -- moving bytes -----------------------------------------------------------------------
+
+
+class SyncCtx(Protocol):
+    """What the thread handlers use of SyncTaskContext."""
+
+    @property
+    def interrupted(self) -> bool: ...
+
+    def throttle(self, nbytes: int) -> None: ...
+
+    def progress(
+        self,
+        fraction: float | None = None,
+        message: str | None = None,
+        done: int | None = None,
+        total: int | None = None,
+    ) -> None: ...
+
+    def record_io(self, read: int = 0, written: int = 0, sent: int = 0, received: int = 0) -> None: ...
+
+    def yield_point(self) -> None: ...
+
+
+class SyncMeter:
+    """Bytes a thread handler is about to move: drawn from the bandwidth budget before they
+    go, reported as progress, with a check for interruption before each piece (a pause
+    leaves the bytes still).
+
+    A draw is a call into the loop, so draws are sized to what the limits allow: doubled
+    while they are granted at once (up to DRAW_MAX when nothing limits), halved while they
+    wait (down to DRAW_MIN, a fine grain under a low limit). Progress goes to the loop at
+    most every REPORT_SECONDS."""
+
+    __slots__ = ("_credit", "_draw", "_reported", "_reported_at", "ctx", "done", "message", "total")
+
+    def __init__(self, ctx: SyncCtx, total: int, done: int = 0, message: str | None = None) -> None:
+        self.ctx = ctx
+        self.total = total
+        self.done = done
+        self.message = message
+        self._credit = 0
+        self._draw = CHUNK
+        self._reported = done
+        self._reported_at = 0.0
+
+    def take(self, n: int) -> None:
+        """Wait until `n` more bytes may go; raises Interrupted when the task is stopping."""
+        self.ctx.yield_point()
+        if n > self._credit:
+            need = max(n - self._credit, self._draw)
+            start = time.monotonic()
+            self.ctx.throttle(need)
+            if time.monotonic() - start < QUICK_DRAW:
+                self._draw = min(DRAW_MAX, self._draw * 2)
+            else:
+                self._draw = max(DRAW_MIN, self._draw // 2)
+            self._credit += need
+        self._credit -= n
+
+    def moved(self, n: int) -> None:
+        self.done += n
+        if self.done >= self.total or time.monotonic() - self._reported_at >= REPORT_SECONDS:
+            self.report()
+
+    def report(self) -> None:
+        delta, self._reported = self.done - self._reported, self.done
+        self._reported_at = time.monotonic()
+        if delta > 0:
+            self.ctx.record_io(sent=delta)
+        self.ctx.progress(done=self.done, total=max(self.total, self.done), message=self.message)
+
+    def restart(self, done: int) -> None:
+        """The bytes after `done` will be sent again (a request is re-sent)."""
+        self.done = min(self.done, done)
+        self._reported = min(self._reported, self.done)
+
+
+class AsyncMeter:
+    """SyncMeter for loop handlers (TaskContext)."""
+
+    __slots__ = ("_credit", "_reported", "ctx", "done", "message", "sent", "total")
+
+    def __init__(self, ctx: Any, total: int | None, done: int = 0, message: str | None = None) -> None:
+        self.ctx = ctx
+        self.total = total
+        self.done = done
+        self.message = message
+        self.sent = True
+        self._credit = 0
+        self._reported = done
+
+    async def take(self, n: int) -> None:
+        await self.ctx.yield_point()
+        if n > self._credit:
+            need = max(n - self._credit, CHUNK)
+            await self.ctx.throttle(need)
+            self._credit += need
+        self._credit -= n
+
+    def moved(self, n: int) -> None:
+        self.done += n
+        if self.done - self._reported >= REPORT_BYTES or (self.total is not None and self.done >= self.total):
+            self.report()
+
+    def report(self) -> None:
+        delta, self._reported = self.done - self._reported, self.done
+        if delta > 0:
+            if self.sent:
+                self.ctx.record_io(sent=delta)
+            else:
+                self.ctx.record_io(received=delta)
+        total = None if self.total is None else max(self.total, self.done)
+        self.ctx.progress(done=self.done, total=total, message=self.message)
+
+
+def format_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"  # pragma: no cover - the loop returns
+
+
+def check_headers(headers: Mapping[str, Any] | None, field: str = "headers") -> dict[str, str]:
+    """Headers as given, refusing the ones that carry secrets (the schema does it at submit;
+    this guards tasks whose kind had no schema when they were queued)."""
+    out: dict[str, str] = {}
+    for name, value in (headers or {}).items():
+        if name.lower() in SECRET_HEADER_NAMES:
+            raise Permanent(f"{field}.{name}: not allowed; name a keyring entry in `credentials` instead")
+        out[str(name)] = str(value)
+    return out
