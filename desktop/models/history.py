@@ -25,7 +25,7 @@ from PySide6.QtCore import (
 from core import TaskRecord, TaskState
 from desktop import theme
 from desktop.bridge import Bridge, TaskBatch
-from desktop.models.roles import HISTORY_HEADERS, HistoryColumn, Role
+from desktop.models.roles import HISTORY_HEADERS, HistoryColumn, Role, row_runs
 from desktop.vocabulary import category, first_line, format_duration, state_label
 
 logger = logging.getLogger(__name__)
@@ -304,7 +304,7 @@ class HistoryModel(QAbstractTableModel):
         if not doomed:
             return
         rows = [n for n, r in enumerate(self._rows) if r.id in doomed]
-        for start, stop in reversed(_runs(rows)):
+        for start, stop in reversed(row_runs(rows)):
             self.beginRemoveRows(QModelIndex(), start, stop)
             del self._rows[start : stop + 1]
             self.endRemoveRows()
@@ -319,13 +319,3 @@ class HistoryModel(QAbstractTableModel):
     def unhide(self, ids: Sequence[int]) -> None:
         self._hidden.difference_update(ids)
         self.reload()
-
-
-def _runs(numbers: Sequence[int]) -> list[tuple[int, int]]:
-    out: list[tuple[int, int]] = []
-    for n in numbers:
-        if out and out[-1][1] == n - 1:
-            out[-1] = (out[-1][0], n)
-        else:
-            out.append((n, n))
-    return out

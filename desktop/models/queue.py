@@ -33,7 +33,7 @@ from PySide6.QtGui import QGuiApplication, QPalette
 from core import TaskRecord, TaskState
 from desktop import theme
 from desktop.bridge import Move, TaskBatch
-from desktop.models.roles import MIME_TASK_IDS, QUEUE_HEADERS, QueueColumn, Role
+from desktop.models.roles import MIME_TASK_IDS, QUEUE_HEADERS, QueueColumn, Role, row_runs
 from desktop.vocabulary import (
     Category,
     EtaSmoother,
@@ -660,7 +660,7 @@ class QueueModel(QAbstractItemModel):
             base = len(self._act[key])
             # remove contiguous runs from the end so earlier row numbers stay valid
             doomed = [n for n, i in enumerate(fin) if i not in keep]
-            for start, stop in reversed(_runs(doomed)):
+            for start, stop in reversed(row_runs(doomed)):
                 self.beginRemoveRows(parent, base + start, base + stop)
                 for i in fin[start : stop + 1]:
                     if key == ROOT:
@@ -708,16 +708,6 @@ class _Names:
 
     def get(self, task_id: int, default: str | None = None, /) -> str | None:
         return self._model.name_of(task_id) or default
-
-
-def _runs(numbers: Sequence[int]) -> list[tuple[int, int]]:
-    out: list[tuple[int, int]] = []
-    for n in numbers:
-        if out and out[-1][1] == n - 1:
-            out[-1] = (out[-1][0], n)
-        else:
-            out.append((n, n))
-    return out
 
 
 def _short_time(when: datetime, now: datetime) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import IntEnum
 
 from PySide6.QtCore import Qt
@@ -48,3 +49,15 @@ class HistoryColumn(IntEnum):
 HISTORY_HEADERS = ("Name", "Kind", "Result", "Finished", "Duration", "Attempts", "Reason", "ID")
 
 MIME_TASK_IDS = "application/x-taskdeck-task-ids"
+
+
+def row_runs(rows: Sequence[int]) -> list[tuple[int, int]]:
+    """Sorted row numbers as (first, last) runs of consecutive rows: one
+    beginRemoveRows/endRemoveRows per run instead of one per row."""
+    out: list[tuple[int, int]] = []
+    for n in rows:
+        if out and out[-1][1] == n - 1:
+            out[-1] = (out[-1][0], n)
+        else:
+            out.append((n, n))
+    return out
