@@ -36,13 +36,19 @@ class CountdownDialog(QDialog):
     elapsed = Signal()
 
     def __init__(
-        self, what: str, seconds: int = COUNTDOWN_S, tick_ms: int = 1000, parent: QWidget | None = None
+        self,
+        what: str = "Quit",
+        doing: str = "Quitting",
+        seconds: int = COUNTDOWN_S,
+        tick_ms: int = 1000,
+        parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
         name(self, "whenDoneDialog", "When done")
         self.setWindowTitle("All jobs finished")
         self.setWindowModality(Qt.WindowModality.NonModal)
         self.what = what
+        self.doing = doing
         self.remaining = seconds
         lay = QVBoxLayout(self)
         intro = QLabel("All jobs have finished.")
@@ -70,7 +76,7 @@ class CountdownDialog(QDialog):
         self._show_remaining()
 
     def _show_remaining(self) -> None:
-        text = f"{self.what}ing in {self.remaining} s"
+        text = f"{self.doing} in {self.remaining} s"
         self.label.setText(text)
         self.label.setAccessibleDescription(text)
 
@@ -140,7 +146,7 @@ class WhenDone(QObject):
         if not queue_done(self.counts()):
             return
         logger.info("queue done: counting down to quit")
-        dialog = CountdownDialog("Quit", COUNTDOWN_S, self.tick_ms, self.parent_window)
+        dialog = CountdownDialog("Quit", "Quitting", COUNTDOWN_S, self.tick_ms, self.parent_window)
         self.dialog = dialog
         dialog.finished.connect(self._finished)
         dialog.open()
