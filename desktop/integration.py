@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QSettings
+from PySide6.QtWidgets import QSystemTrayIcon
 
 from desktop import autostart
 from desktop.bridge import Bridge, TaskBatch
@@ -40,7 +41,7 @@ class Integration(QObject):
         self.profile_dir = profile_dir
         self.tray = Tray(window, settings, quit_requested, tray_check, self)
         self.notifier = Notifier(
-            lambda text: window.toast.show_message(text, ms=6000),
+            self._in_app_note,
             desktop,
             enabled=lambda: str(settings.value("notifications", "true")).lower() != "false",
             parent=self,
@@ -60,6 +61,15 @@ class Integration(QObject):
         bridge.idle.connect(self._on_idle)
         # the file on disk is the truth: the user may have removed it by hand
         settings.setValue("startOnLogin", autostart.is_enabled())
+
+    def _in_app_note(self, text: str) -> str:
+        """No notification service: the toast, or the tray's balloon while the window is
+        hidden in the tray (a toast there would go unseen)."""
+        if not self.window.isVisible() and self.tray.is_shown():
+            self.tray.icon.showMessage("Taskdeck", text, QSystemTrayIcon.MessageIcon.Information, 8000)
+            return "tray"
+        self.window.toast.show_message(text, ms=6000)
+        return "toast"
 
     def _on_batch(self, batch: TaskBatch) -> None:
         if batch.upserts:

@@ -1,6 +1,6 @@
 """Desktop notifications: one summary per finished batch and one per failure (ux A-07),
-sent to the freedesktop notification service on the session bus, or shown as the
-window's toast when there is no such service.
+sent to the freedesktop notification service on the session bus, or shown in the
+window (its toast, or the tray while the window hides there) without such a service.
 
 A batch is what finished between two moments when the whole queue was done (nothing
 pending, blocked, running, waiting or paused, children included); the summary goes out
@@ -129,7 +129,7 @@ class DesktopNotifications:
             return False
         try:
             note_id = await asyncio.to_thread(self.send_blocking, summary, body)
-        except Exception as e:  # no daemon, a refusal, a dead bus: the toast takes over
+        except Exception as e:  # no daemon, a refusal, a dead bus: the app tells it itself
             logger.info("desktop notification not sent (%s): %s", type(e).__name__, e)
             return False
         logger.debug("desktop notification %d: %s", note_id, summary)
@@ -137,24 +137,24 @@ class DesktopNotifications:
 
 
 class Notifier(QObject):
-    """Sends notes in order, to the desktop or, failing that, to the toast.
+    """Sends notes in order, to the desktop or, failing that, inside the app.
 
     Signals:
         delivered(str, object): (channel, Note) once a note went out; channel is
-            "desktop" or "toast".
+            "desktop", or what the in-app callback says it used ("toast", "tray").
     """
 
     delivered = Signal(str, object)
 
     def __init__(
         self,
-        toast: Callable[[str], None],
+        in_app: Callable[[str], str],
         desktop: DesktopNotifications | None = None,
         enabled: Callable[[], bool] = lambda: True,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
-        self.toast = toast
+        self.in_app = in_app
         self.desktop = desktop if desktop is not None else DesktopNotifications()
         self.enabled = enabled
         self.tracker = BatchTracker()
@@ -182,9 +182,9 @@ class Notifier(QObject):
 
     async def _deliver(self, note: Note) -> None:
         async with self._lock:
-            channel = "desktop" if await self.desktop.send(note.summary, note.body) else "toast"
-            if channel == "toast":
-                self.toast(f"{note.summary}: {note.body}" if note.body else note.summary)
+            channel = "desktop"
+            if not await self.desktop.send(note.summary, note.body):
+                channel = self.in_app(f"{note.summary}: {note.body}" if note.body else note.summary)
             self.log.append((channel, note))
             self.delivered.emit(channel, note)
 

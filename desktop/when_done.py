@@ -47,6 +47,7 @@ class CountdownDialog(QDialog):
         name(self, "whenDoneDialog", "When done")
         self.setWindowTitle("All jobs finished")
         self.setWindowModality(Qt.WindowModality.NonModal)
+        self.setMinimumWidth(340)
         self.what = what
         self.doing = doing
         self.remaining = seconds

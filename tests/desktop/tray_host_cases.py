@@ -60,3 +60,19 @@ def test_A03_close_hides_into_the_tray_says_so_once_and_the_menu_works(
     gui.click(box_, "accept")
     gui.wait(lambda: gui.app.bridge.closed)
     wait_for(lambda: not tray.icon.isVisible(), what="tray icon hidden at quit")
+
+
+def test_A07_hidden_in_the_tray_without_a_bus_a_failure_is_a_tray_message(
+    gui: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS", raising=False)
+    tray = gui.app.integration.tray
+    gui.wait(tray.is_shown)
+    gui.window.settings.setValue("closeToTray", True)
+    gui.window.close()
+    gui.wait(lambda: not gui.window.isVisible())
+    task = gui.submit("test.fail", {}, label="hidden.jpg")
+    notifier = gui.app.integration.notifier
+    gui.wait(lambda: notifier.log)
+    assert [(channel, note.summary) for channel, note in notifier.log] == [("tray", "hidden.jpg failed")]
+    assert gui.engine.get(task).state.value == "failed"  # type: ignore[union-attr]
