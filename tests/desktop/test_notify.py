@@ -99,3 +99,16 @@ def test_A07_a_batch_whose_only_job_failed_gets_no_second_summary(gui: Harness) 
     assert note is not None and note.summary == "only.jpg failed"
     assert tracker.observe(rec) is None  # the same failure seen twice is told once
     assert tracker.finish() is None
+
+
+def test_A07_a_bus_without_a_notification_service_falls_back_to_toasts(
+    gui: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with private_session_bus() as address:  # the bus answers ServiceUnknown
+        monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", address)
+        task = gui.submit("test.fail", {}, label="nobody.jpg")
+        notifier = gui.app.integration.notifier
+        gui.wait(lambda: notifier.log)
+        assert [(c, n.summary) for c, n in notifier.log] == [("toast", "nobody.jpg failed")]
+        assert gui.window.toast.text() == "nobody.jpg failed: RuntimeError: HTTP 500 Internal Server Error"
+        assert gui.engine.get(task).state.value == "failed"  # type: ignore[union-attr]

@@ -27,7 +27,7 @@ def test_A03_with_a_tray_host_in_its_own_process() -> None:
         cwd=ROOT, capture_output=True, text=True, timeout=300, env=dict(os.environ),
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    assert "2 passed" in proc.stdout, proc.stdout[-2000:]
+    assert "3 passed" in proc.stdout, proc.stdout[-2000:]
 
 
 def test_A03_tooltip_wording() -> None:

@@ -76,3 +76,11 @@ def test_A07_hidden_in_the_tray_without_a_bus_a_failure_is_a_tray_message(
     gui.wait(lambda: notifier.log)
     assert [(channel, note.summary) for channel, note in notifier.log] == [("tray", "hidden.jpg failed")]
     assert gui.engine.get(task).state.value == "failed"  # type: ignore[union-attr]
+
+
+def test_A03_minimized_start_with_a_tray_waits_in_the_tray(make_app) -> None:  # type: ignore[no-untyped-def]
+    gui = make_app(minimized=True)
+    tray = gui.app.integration.tray
+    assert tray.is_shown() and not gui.window.isVisible()
+    tray.action_show.trigger()
+    gui.wait(lambda: gui.window.isVisible() and not gui.window.isMinimized())
