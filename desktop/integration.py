@@ -74,6 +74,8 @@ class Integration(QObject):
     def _on_batch(self, batch: TaskBatch) -> None:
         if batch.upserts:
             self.notifier.observe(list(batch.upserts.values()))
+            if any(not r.is_terminal for r in batch.upserts.values()):
+                self.when_done.queue_busy()
 
     def _on_idle(self) -> None:
         try:
@@ -86,12 +88,16 @@ class Integration(QObject):
         self.when_done.on_idle()
 
     def apply_settings(self, ui: UiSettings) -> None:
-        if ui.start_on_login and not autostart.is_enabled():
-            path = autostart.enable(autostart.launch_command(self.profile_dir))
-            logger.info("start on login: wrote %s", path)
-        elif not ui.start_on_login and autostart.is_enabled():
-            autostart.disable()
-            logger.info("start on login: removed %s", autostart.entry_path())
+        try:
+            if ui.start_on_login and not autostart.is_enabled():
+                path = autostart.enable(autostart.launch_command(self.profile_dir))
+                logger.info("start on login: wrote %s", path)
+            elif not ui.start_on_login and autostart.is_enabled():
+                autostart.disable()
+                logger.info("start on login: removed %s", autostart.entry_path())
+        except OSError as e:
+            logger.warning("start on login: %s", e)
+            self.window.toast.show_message(f"Could not change start on login: {e}", ms=8000)
         self.settings.setValue("startOnLogin", autostart.is_enabled())
 
     async def close(self) -> None:

@@ -152,6 +152,17 @@ class WhenDone(QObject):
         dialog.finished.connect(self._finished)
         dialog.open()
 
+    def queue_busy(self) -> None:
+        """Work arrived during the countdown (a schedule fired, a job was added): stop
+        counting; the choice stands for when that work is done too."""
+        dialog, self.dialog = self.dialog, None
+        if dialog is None:
+            return
+        logger.info("when done: new work arrived, countdown stopped")
+        dialog.finished.disconnect(self._finished)
+        dialog.reject()
+        dialog.deleteLater()
+
     def _finished(self, result: int) -> None:
         dialog, self.dialog = self.dialog, None
         self.choose(DO_NOTHING)  # one-shot, carried out or cancelled

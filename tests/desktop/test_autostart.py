@@ -81,3 +81,23 @@ def test_A09_exec_line_quotes_what_needs_quoting(tmp_path: Path) -> None:
     assert autostart.entry_path({"XDG_CONFIG_HOME": "relative"}) == (
         Path.home() / ".config/autostart/taskdeck.desktop"
     )
+
+
+def test_A09_an_unwritable_config_dir_is_told_and_the_box_stays_off(
+    make_app: Callable[..., Harness], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "not a dir"
+    blocker.write_text("")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(blocker))  # autostart/ cannot be made in a file
+    gui = make_app()
+    dialog = open_settings(gui)
+    box = dialog.findChild(QCheckBox, "settingsStartOnLogin")
+    assert box is not None
+    box.setChecked(True)
+    save(gui, dialog)
+    assert gui.window.toast.text().startswith("Could not change start on login:")
+    dialog = open_settings(gui)
+    box = dialog.findChild(QCheckBox, "settingsStartOnLogin")
+    assert box is not None and not box.isChecked()
+    dialog.reject()
+    gui.wait(lambda: gui.window.settings_dialog is None)

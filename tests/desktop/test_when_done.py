@@ -90,3 +90,18 @@ def test_A05_the_countdown_quits_and_a_relaunch_is_back_to_do_nothing(
     again = make_app()
     assert again.app.integration.when_done.choice == DO_NOTHING
     assert again.app.integration.when_done.actions[DO_NOTHING].isChecked()
+
+
+def test_A05_work_arriving_during_the_countdown_stops_it_until_that_is_done_too(gui: Harness) -> None:
+    choose_quit(gui)
+    gui.submit("test.quick", {}, label="first.jpg")
+    gui.wait(lambda: countdown(gui) is not None)
+    late = gui.submit("test.gate", {"gate": "a5-late"}, label="late.jpg")
+    gui.wait(lambda: countdown(gui) is None)
+    assert gui.app.integration.when_done.choice == QUIT and not gui.app.bridge.closed
+    gui.wait_text(late, "Running")
+    gui.open_gate("a5-late")
+    gui.wait(lambda: countdown(gui) is not None)
+    assert gui.engine.get(late).state.value == "completed"  # type: ignore[union-attr]
+    countdown(gui).cancel_button.click()  # type: ignore[union-attr]
+    gui.wait(lambda: countdown(gui) is None)
