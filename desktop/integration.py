@@ -64,10 +64,14 @@ class Integration(QObject):
 
     def _in_app_note(self, text: str) -> str:
         """No notification service: the toast, or the tray's balloon while the window is
-        hidden in the tray (a toast there would go unseen)."""
+        hidden in the tray (a toast there would go unseen), or the status bar while the
+        toast offers Undo (another toast would commit what Undo would take back)."""
         if not self.window.isVisible() and self.tray.is_shown():
             self.tray.icon.showMessage("Taskdeck", text, QSystemTrayIcon.MessageIcon.Information, 8000)
             return "tray"
+        if self.window.toast.holds_action():  # never cut short an Undo
+            self.window.statusBar().showMessage(text, 10_000)
+            return "status bar"
         self.window.toast.show_message(text, ms=6000)
         return "toast"
 

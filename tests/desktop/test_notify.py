@@ -112,3 +112,19 @@ def test_A07_a_bus_without_a_notification_service_falls_back_to_toasts(
         assert [(c, n.summary) for c, n in notifier.log] == [("toast", "nobody.jpg failed")]
         assert gui.window.toast.text() == "nobody.jpg failed: RuntimeError: HTTP 500 Internal Server Error"
         assert gui.engine.get(task).state.value == "failed"  # type: ignore[union-attr]
+
+
+def test_A07_a_note_never_takes_the_place_of_an_undo_toast(gui: Harness) -> None:
+    w = gui.window
+    undone: list[str] = []
+    w.toast.action.connect(undone.append)
+    w.toast.show_message("Removed 3 entries from history", action="Undo", tag="undo-test", ms=600_000)
+    task = gui.submit("test.fail", {}, label="meanwhile.jpg")
+    notifier = gui.app.integration.notifier
+    gui.wait(lambda: notifier.log)
+    assert [(c, n.summary) for c, n in notifier.log] == [("status bar", "meanwhile.jpg failed")]
+    assert w.statusBar().currentMessage().startswith("meanwhile.jpg failed")
+    assert w.toast.text() == "Removed 3 entries from history" and w.toast.holds_action()
+    w.toast.button.click()
+    assert undone == ["undo-test"]
+    assert gui.engine.get(task).state.value == "failed"  # type: ignore[union-attr]
