@@ -177,6 +177,7 @@ class App(QObject):
         if start_min and self.integration.tray.is_shown():
             logger.info("started in the tray")  # hidden, with the tray icon to bring it back
         elif start_min:
+            logger.info("started minimized (no system tray)")
             self.window.showMinimized()  # no tray: minimized, never invisible
         else:
             self.window.show()

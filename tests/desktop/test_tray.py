@@ -4,6 +4,7 @@ tray_host_cases.py) and without one (here: this process never sees a tray host).
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -67,3 +68,21 @@ def test_A04_without_a_tray_x_asks_to_quit_and_minimized_shows_a_minimized_windo
     gui.click(box_, "cancel")
     gui.wait(lambda: not box_.isVisible() and not gui.app._quitting)
     assert w.isVisible() and not gui.app.bridge.closed
+
+
+def test_A04_the_real_window_started_minimized_without_a_tray_is_minimized(tmp_path: Path) -> None:
+    assert not tray_available()
+    from tests.desktop.test_crash_window import READY, wait_log
+
+    profile = tmp_path / "profile"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "desktop", "--profile", str(profile), "--minimized"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+    )  # fmt: skip
+    try:
+        wait_log(profile, "started minimized (no system tray)")
+        wait_log(profile, READY)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
