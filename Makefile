@@ -8,12 +8,14 @@ PYTHON_FOR_VENV := $(shell for p in python3.13 python3.12 python3.11 python3; do
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
 	&& { echo $$p; break; }; done)
 
-# What the window needs from the system (Qt's xcb plugin), and the virtual display and
-# window manager the GUI tests run on. Debian/Ubuntu package names.
+# What the window needs from the system (Qt's xcb plugin), and what the GUI tests run on:
+# the virtual display, a window manager, a system-tray host (trayer, for the tray tests)
+# and a D-Bus daemon (a private session bus for the notification tests). Debian/Ubuntu
+# package names.
 QT_DEBS   := libxcb-cursor0 libxkbcommon-x11-0 libxkbcommon0 libxcb-icccm4 libxcb-keysyms1 \
 	libxcb-image0 libxcb-render-util0 libxcb-randr0 libxcb-shape0 libxcb-xkb1 libxcb-xfixes0 \
 	libxcb-sync1 libxcb-shm0 libxcb-xinerama0 libx11-xcb1 libgl1 libegl1 libfontconfig1 libdbus-1-3
-TEST_DEBS := xvfb xauth openbox
+TEST_DEBS := xvfb xauth openbox trayer dbus-daemon
 
 .PHONY: run test bench bench-deps lint typecheck clean venv system-deps system-deps-test screenshots
 

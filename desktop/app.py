@@ -30,6 +30,7 @@ from desktop import qtcheck, theme
 from desktop.backend import Opened, Setup, open_backend, set_aside
 from desktop.bridge import Bridge
 from desktop.dialogs.common import Choice, ask, ask_box, confirm, message_box
+from desktop.integration import Integration
 from desktop.profile import Profile, setup_logging
 from desktop.views.main_window import MainWindow
 
@@ -146,6 +147,7 @@ class App(QObject):
         self.bridge: Bridge | None = None
         self.opened: Opened | None = None
         self.instance: InstanceServer | None = None
+        self.integration: Integration | None = None
         self._done: asyncio.Future[int] | None = None
         self._quitting = False
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -168,9 +170,15 @@ class App(QObject):
         if not self.instance.listen():
             logger.warning("single-instance server %s did not start", self.profile.instance_key)
         self.instance.message.connect(self._remote)
+        self.integration = Integration(
+            self.window, self.bridge, self.settings, self.request_quit, self.options.profile, parent=self
+        )
         start_min = self.options.minimized or self.window.ui_settings().start_minimized
-        if start_min:
-            self.window.showMinimized()
+        if start_min and self.integration.tray.is_shown():
+            logger.info("started in the tray")  # hidden, with the tray icon to bring it back
+        elif start_min:
+            logger.info("started minimized (no system tray)")
+            self.window.showMinimized()  # no tray: minimized, never invisible
         else:
             self.window.show()
         if self.options.files:
@@ -304,6 +312,8 @@ class App(QObject):
         w, bridge = self.window, self.bridge
         if self.instance is not None:
             self.instance.close()
+        if self.integration is not None:
+            await self.integration.close()
         if w is not None:
             w.toast.flush()
             w.save_state()

@@ -107,6 +107,8 @@ class Bridge(QObject):
         page_loaded(list[TaskRecord], bool): a page of active tasks in dispatch order at
             start-up; the flag is True on the last page.
         stopped(): the engine stopped (or the client closed).
+        idle(): the engine said nothing runs or is ready; emitted after the flush that
+            carries the last transitions before it, so views are up to date.
     """
 
     batch_ready = Signal(object)
@@ -114,6 +116,7 @@ class Bridge(QObject):
     message = Signal(str, str)
     page_loaded = Signal(object, bool)
     stopped = Signal()
+    idle = Signal()
 
     def __init__(
         self,
@@ -138,6 +141,7 @@ class Bridge(QObject):
         self._deleted: set[int] = set()
         self._history_reload = False
         self._status_dirty = False
+        self._idle_pending = False
         self._parents: dict[int, int] = {}  # child id -> parent id, of tasks we have seen
         self._parent_due: dict[int, float] = {}  # parent id -> when to re-read it
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -256,6 +260,8 @@ class Bridge(QObject):
             parent = self._parents.get(ev.task_id)
             if parent is not None:
                 self._dirty[parent] = None
+        if kind == EventKind.IDLE:
+            self._idle_pending = True
         if kind in _STATUS_EVENTS or (kind == EventKind.SETTINGS_CHANGED):
             self._status_dirty = True
         if not self._timer.isActive():
@@ -314,6 +320,9 @@ class Bridge(QObject):
             self._status_dirty = False
             self._status = self._read_status()
             self.status_changed.emit(self._status)
+        if self._idle_pending and not self._dirty:  # after the records it follows
+            self._idle_pending = False
+            self.idle.emit()
         if (self._dirty or self._parent_due) and not self._timer.isActive():
             self._timer.start()
 

@@ -30,6 +30,9 @@ class UiSettings:
     theme: str = "system"
     confirm_quit: bool = True
     start_minimized: bool = False
+    close_to_tray: bool = False
+    notifications: bool = True
+    start_on_login: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +46,13 @@ class SettingsValues:
 
 class SettingsDialog(QDialog):
     def __init__(
-        self, status: EngineStatus, groups: list[GroupInfo], ui: UiSettings, parent: QWidget | None = None
+        self,
+        status: EngineStatus,
+        groups: list[GroupInfo],
+        ui: UiSettings,
+        parent: QWidget | None = None,
+        *,
+        tray_available: bool = False,
     ) -> None:
         super().__init__(parent)
         name(self, "settingsDialog", "Settings")
@@ -110,6 +119,26 @@ class SettingsDialog(QDialog):
         name(self.start_minimized, "settingsStartMinimized", "Start minimized")
         self.start_minimized.setChecked(ui.start_minimized)
         wform.addRow(self.start_minimized)
+        self.start_on_login = QCheckBox("Start on login (minimized)")
+        name(self.start_on_login, "settingsStartOnLogin", "Start on login, minimized")
+        self.start_on_login.setChecked(ui.start_on_login)
+        wform.addRow(self.start_on_login)
+        self.close_to_tray = QCheckBox("Close to the tray: the X keeps Taskdeck running")
+        name(self.close_to_tray, "settingsCloseToTray", "Close to the tray")
+        self.close_to_tray.setChecked(ui.close_to_tray and tray_available)
+        self.close_to_tray.setEnabled(tray_available)
+        wform.addRow(self.close_to_tray)
+        if not tray_available:
+            self.no_tray = QLabel("No system tray available")
+            self.no_tray.setObjectName("settingsNoTray")
+            self.close_to_tray.setToolTip("No system tray available")
+            self.close_to_tray.setAccessibleDescription("No system tray available")
+            wform.addRow(self.no_tray)
+        self._close_to_tray_stored = ui.close_to_tray
+        self.notifications = QCheckBox("Notify when jobs finish or fail")
+        name(self.notifications, "settingsNotifications", "Notify when jobs finish or fail")
+        self.notifications.setChecked(ui.notifications)
+        wform.addRow(self.notifications)
         tabs.addTab(window, "Window")
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
@@ -131,5 +160,13 @@ class SettingsDialog(QDialog):
                 theme=str(self.theme.currentData()),
                 confirm_quit=self.confirm_quit.isChecked(),
                 start_minimized=self.start_minimized.isChecked(),
+                # greyed without a tray: the stored choice stays for when there is one
+                close_to_tray=(
+                    self.close_to_tray.isChecked()
+                    if self.close_to_tray.isEnabled()
+                    else self._close_to_tray_stored
+                ),
+                notifications=self.notifications.isChecked(),
+                start_on_login=self.start_on_login.isChecked(),
             ),
         )

@@ -68,9 +68,11 @@ def recovery_text(r: Recovery) -> str:
 class MainWindow(QMainWindow):
     """Signals:
     quit_requested(): the user asked to quit (the app confirms and stops the engine).
+    ui_settings_saved(UiSettings): the settings dialog saved the window settings.
     """
 
     quit_requested = Signal()
+    ui_settings_saved = Signal(object)
 
     def __init__(
         self, bridge: Bridge, settings: QSettings, log_path: str = "", parent: QWidget | None = None
@@ -82,6 +84,9 @@ class MainWindow(QMainWindow):
         self.settings = settings
         self.log_path = log_path
         self.allow_close = False
+        # set by desktop.integration: the X hides into the tray when this returns True
+        self.close_hook: Callable[[], bool] | None = None
+        self.tray_available: Callable[[], bool] = lambda: False
         self.queue_model = QueueModel(self)
         self.queue_model.setObjectName("queueModel")
         self.history_model = HistoryModel(bridge, self)
@@ -302,6 +307,7 @@ class MainWindow(QMainWindow):
                 jobs.addAction(a[key])
         queue = mb.addMenu("&Queue")
         queue.setObjectName("menuQueue")
+        self.menu_queue = queue
         queue.addAction(self.action_pause_all)
         queue.addAction(self.action_hold)
         queue.addSeparator()
@@ -579,6 +585,9 @@ class MainWindow(QMainWindow):
             theme=str(s.value("theme", "system")),
             confirm_quit=str(s.value("confirmQuit", "true")).lower() != "false",
             start_minimized=str(s.value("startMinimized", "false")).lower() == "true",
+            close_to_tray=str(s.value("closeToTray", "false")).lower() == "true",
+            notifications=str(s.value("notifications", "true")).lower() != "false",
+            start_on_login=str(s.value("startOnLogin", "false")).lower() == "true",
         )
 
     def open_settings(self) -> None:
@@ -586,7 +595,9 @@ class MainWindow(QMainWindow):
 
     async def _settings_flow(self) -> None:
         status = self.bridge.status
-        dialog = SettingsDialog(status, self.bridge.groups(), self.ui_settings(), self)
+        dialog = SettingsDialog(
+            status, self.bridge.groups(), self.ui_settings(), self, tray_available=self.tray_available()
+        )
         self.settings_dialog = dialog
         try:
             if await ask(dialog) != SettingsDialog.DialogCode.Accepted:
@@ -607,6 +618,9 @@ class MainWindow(QMainWindow):
         self.settings.setValue("theme", ui.theme)
         self.settings.setValue("confirmQuit", ui.confirm_quit)
         self.settings.setValue("startMinimized", ui.start_minimized)
+        self.settings.setValue("closeToTray", ui.close_to_tray)
+        self.settings.setValue("notifications", ui.notifications)
+        self.ui_settings_saved.emit(ui)
         app = QApplication.instance()
         if isinstance(app, QApplication):
             theme.apply_theme(app, theme.env_theme() or ui.theme)
@@ -690,6 +704,8 @@ class MainWindow(QMainWindow):
             event.accept()
             return
         event.ignore()
+        if self.close_hook is not None and self.close_hook():
+            return
         self.quit_requested.emit()
 
     def stop_timers(self) -> None:

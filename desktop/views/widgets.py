@@ -174,6 +174,10 @@ class Toast(QFrame):
     def text(self) -> str:
         return self.label.text() if self.isVisible() else ""
 
+    def holds_action(self) -> bool:
+        """It offers a button (Undo…) that another toast would take away."""
+        return bool(self._tag) and self._timer.isActive()
+
     def _pressed(self) -> None:
         tag, self._tag = self._tag, ""
         self._timer.stop()

@@ -39,6 +39,11 @@ if not os.environ.get("XDG_RUNTIME_DIR"):  # Qt warns without one (and warnings 
 
     os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="taskdeck-xdg-")
 
+# The window tests never reach the developer's desktop session: no notification of theirs
+# lands there, and Qt finds no StatusNotifier tray on it. Tests that need a bus start
+# their own (tests/desktop/system_parts.py).
+os.environ.pop("DBUS_SESSION_BUS_ADDRESS", None)
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # Under CI a GUI test never skips for a missing system part: it fails instead.
