@@ -228,7 +228,7 @@ class BandwidthDialog(QDialog):
         row.addWidget(self.clear_button)
         row.addStretch(1)
         lay.addLayout(row)
-        self.status = QLabel(status_text(status, now))
+        self.status = QLabel(f"Now: {status_text(status, now)}")
         name(self.status, "bandwidthStatusNow", "Limit in force now")
         lay.addWidget(self.status)
         buttons = QDialogButtonBox(

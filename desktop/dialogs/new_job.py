@@ -207,6 +207,7 @@ class JobForm(QWidget):
         name(self.group, "jobGroup", "Group")
         self.group.setPlaceholderText("optional: jobs of a group share a limit and a pause switch")
         common.addRow("&Group:", self.group)
+        self.common = common
         lay.addLayout(common)
         self.problem = QLabel()
         name(self.problem, "jobProblem", "Problem with the job")

@@ -312,6 +312,8 @@ class ScheduleDialog(QDialog):
         job.setObjectName("scheduleJob")
         jlay = QVBoxLayout(job)
         self.job_form = JobForm(kinds, schedule.kind if schedule else None)
+        # its runs take the schedule's name (an older custom label is kept as it is)
+        self.job_form.common.setRowVisible(self.job_form.label, False)
         jlay.addWidget(self.job_form)
         lay.addWidget(job)
         policy = QGroupBox("When runs are missed or overlap")

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core import KindInfo, TaskdeckError
+from core import KindInfo, Schedule, TaskdeckError
 from desktop.bridge import Bridge
 from desktop.dialogs.bandwidth import BandwidthDialog, status_text
 from desktop.dialogs.common import ask, confirm
@@ -133,6 +133,7 @@ class SchedulesPane(QWidget):
         rlay.setSpacing(0)
         self.runs_title = QLabel("Runs")
         name(self.runs_title, "scheduleRunsTitle", "Runs of the selected schedule")
+        self.runs_title.setContentsMargins(8, 6, 8, 4)
         rlay.addWidget(self.runs_title)
         self.runs_view = QTableView()
         name(self.runs_view, "scheduleRunsView", "Runs of the selected schedule, newest first")
@@ -251,6 +252,9 @@ class SchedulesPane(QWidget):
             return None
         s = self.model.schedule_at(rows[0].row())
         return s.id if s is not None else None
+
+    def model_schedules(self) -> list[Schedule]:
+        return [s for i in range(self.model.rowCount()) if (s := self.model.schedule_at(i)) is not None]
 
     def select_schedule(self, schedule_id: int) -> None:
         row = self.model.row_of(schedule_id)
