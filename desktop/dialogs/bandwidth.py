@@ -104,8 +104,8 @@ def status_text(status: BandwidthStatus, now: datetime) -> str:
 
 
 def _window_end(status: BandwidthStatus, now: datetime) -> datetime | None:
-    """When the scheduled limit in force now stops applying (the covering windows end, or
-    another window with a different limit starts), looking at most a week ahead."""
+    """When the scheduled limit in force now stops applying: the first window edge (a
+    start or an end, in the next eight days) after which the limit differs."""
     zone = ZoneInfo(status.tz) if status.tz else None
     local = now.astimezone(zone)
     windows: Sequence[BandwidthWindow] = status.schedule
@@ -116,12 +116,8 @@ def _window_end(status: BandwidthStatus, now: datetime) -> datetime | None:
         return bool(covering), (min(limits) if limits else None)
 
     here = limit_at(local)
-    t = local.replace(second=0, microsecond=0)
-    for _ in range(7 * 24 * 60):
-        t += timedelta(minutes=1)
-        if limit_at(t) != here:
-            return t
-    return None
+    edges = sorted({e for w in windows for e in w.edges_after(local) if e > local})
+    return next((e for e in edges if limit_at(e) != here), None)
 
 
 class LimitGridModel(QAbstractTableModel):

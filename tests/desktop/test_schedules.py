@@ -388,5 +388,36 @@ def test_bandwidth_status_text_names_the_source() -> None:
     )
     wed_18 = local(2026, 1, 7, 18, 0)
     assert status_text(policy.status(wed_18.timestamp(), None), wed_18) == "Unlimited"
+    evening = BandwidthWindow.of(("mon-fri", "17:00", "19:00", 500_000))
+    both = BandwidthPolicy(schedule=(*policy.schedule, evening))
+    assert (
+        status_text(both.status(wed_10.timestamp(), None), wed_10) == "Limit 200 KB/s (scheduled until 17:00)"
+    )
+    assert (
+        status_text(both.status(wed_18.timestamp(), None), wed_18) == "Limit 500 KB/s (scheduled until 19:00)"
+    )
     policy.base = 2_000_000
     assert status_text(policy.status(wed_18.timestamp(), None), wed_18) == "Limit 2 MB/s"
+
+
+def test_delete_asks_first_and_keeps_the_runs_in_history(make_app) -> None:
+    clock = FakeClock(local(2026, 1, 5, 8, 0))
+    gui = make_app(EngineConfig(clock=clock))
+    pane = pane_of(gui)
+    sid = add(gui, "test.quick", {}, name="Old report", cron="0 9 * * *")
+    gui.wait(lambda: pane.model.row_of(sid) is not None)
+    pane.select_schedule(sid)
+    pane.actions_by_name["run_now"].trigger()
+    gui.wait(lambda: pane.model.text(sid, ScheduleColumn.LAST_RESULT) == "Completed 08:00")
+    pane.buttons["delete"].click()
+    box = gui.message_box("confirmDeleteSchedule")
+    assert "Old report" in box.text()
+    gui.click(box, "cancel")
+    gui.wait(lambda: not box.isVisible())
+    assert gui.engine.schedules.get(sid) is not None and pane.model.row_of(sid) is not None
+    pane.buttons["delete"].click()
+    gui.click(gui.message_box("confirmDeleteSchedule"), "accept")
+    gui.wait(lambda: pane.model.row_of(sid) is None)
+    assert gui.engine.schedules.get(sid) is None
+    assert [r.name for r in gui.run(gui.engine.history(schedule_id=sid))] == ["Old report"]
+    assert pane.empty.isVisible()
