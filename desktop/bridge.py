@@ -541,6 +541,11 @@ class Bridge(QObject):
     async def run_schedule_now(self, schedule_id: int) -> SubmitResult:
         return await self.backend.schedules.run_now(schedule_id)
 
+    def active_schedule_runs(self, schedule_ids: Iterable[int]) -> list[TaskRecord]:
+        """The active tasks these schedules started (one query per schedule, not a read of
+        the whole queue)."""
+        return [r for sid in schedule_ids for r in self.backend.tasks(schedule_id=sid)]
+
     async def schedule_runs(self, schedule_id: int, limit: int = 200) -> list[TaskRecord]:
         """A schedule's runs, the active ones first, then history newest first."""
         active = self.backend.tasks(schedule_id=schedule_id)

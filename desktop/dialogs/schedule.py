@@ -284,9 +284,15 @@ class ScheduleDialog(QDialog):
         self.cron_error.setProperty("role", "error")
         self.cron_error.setWordWrap(True)
         self.cron_error.hide()
+        self.cron_note = QLabel()
+        name(self.cron_note, "scheduleCronNote", "About the Simple schedule")
+        self.cron_note.setProperty("role", "hint")
+        self.cron_note.setWordWrap(True)
+        self.cron_note.hide()
         cron_lay.addWidget(self.cron_edit)
         cron_lay.addWidget(legend)
         cron_lay.addWidget(self.cron_error)
+        cron_lay.addWidget(self.cron_note)
         aform.addRow("&Cron:", cron_box)
         self.tabs.addTab(advanced, "&Advanced (cron)")
         wlay.addWidget(self.tabs)
@@ -460,8 +466,18 @@ class ScheduleDialog(QDialog):
         if mode == ADVANCED:
             t = self.simple_trigger()
             cron = t.cron() if t is not None else self._custom_cron
+            every = t.every() if t is not None else self._custom_every
+            note = ""
+            if cron is None and every is not None:
+                # an interval cron cannot say (every 7 minutes): say so rather than show a
+                # stale expression; Simple mode still saves the interval
+                n, unit = (every / 3600, "hours") if every % 3600 == 0 else (every / 60, "minutes")
+                note = f"Every {n:g} {unit} has no cron expression: Simple mode keeps it."
+                cron = ""
             if cron is not None and cron != self.cron_edit.text():
                 self.cron_edit.setText(cron)
+            self.cron_note.setText(note)
+            self.cron_note.setVisible(bool(note))
         else:
             expr = self.cron_edit.text().strip()
             if not cron_problem(expr):

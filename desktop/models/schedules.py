@@ -78,9 +78,15 @@ def next_run_text(s: Schedule, now: datetime) -> str:
     return f"{short_when(s.next_fire, now)} ({countdown((s.next_fire - now).total_seconds())})"
 
 
-def last_result_text(s: Schedule, now: datetime) -> str:
+def last_result_text(s: Schedule, now: datetime, active: str = "") -> str:
+    """The last run's outcome and time; "Running now" / "Waiting to run" while one is
+    active (`active`: "running", "waiting" or "")."""
+    if active == "running":
+        return "Running now"
+    if active == "waiting":
+        return "Waiting to run"
     if s.last_result is None:
-        return "Running…" if s.last_task_id is not None else "Never run"
+        return "Never run"
     word = RESULT_WORDS.get(s.last_result, capital(s.last_result))
     return f"{word} {short_when(s.last_finished, now)}" if s.last_finished else word
 
@@ -131,6 +137,7 @@ class ScheduleModel(QAbstractTableModel):
         self._clock = clock
         self._rows: list[Schedule] = []
         self._row_of: dict[int, int] = {}
+        self._active: dict[int, dict[int, bool]] = {}  # schedule id -> its active runs: running?
 
     # -- contents -------------------------------------------------------------------------
 
@@ -163,6 +170,34 @@ class ScheduleModel(QAbstractTableModel):
         del self._rows[row]
         self._reindex()
         self.endRemoveRows()
+
+    def note_runs(self, records: Iterable[TaskRecord]) -> None:
+        """Runs of schedules that started, moved on or ended (Last result follows them)."""
+        touched: set[int] = set()
+        for rec in records:
+            if rec.schedule_id is None:
+                continue
+            runs = self._active.setdefault(rec.schedule_id, {})
+            if rec.is_terminal or rec.state == TaskState.SKIPPED:
+                if runs.pop(rec.id, None) is None:
+                    continue
+            else:
+                running = rec.state == TaskState.RUNNING
+                if runs.get(rec.id) == running:
+                    continue
+                runs[rec.id] = running
+            touched.add(rec.schedule_id)
+        for sid in touched:
+            row = self._row_of.get(sid)
+            if row is not None:
+                i = self.index(row, ScheduleColumn.LAST_RESULT)
+                self.dataChanged.emit(i, i)
+
+    def active(self, schedule_id: int) -> str:
+        runs = self._active.get(schedule_id)
+        if not runs:
+            return ""
+        return "running" if any(runs.values()) else "waiting"
 
     def tick(self) -> None:
         """Countdowns moved on: repaint the Next run column."""
@@ -222,7 +257,7 @@ class ScheduleModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.CheckStateRole and col == ScheduleColumn.ENABLED:
             return Qt.CheckState.Unchecked if s.paused else Qt.CheckState.Checked
         if role == Qt.ItemDataRole.DecorationRole and col == ScheduleColumn.LAST_RESULT:
-            return _result_icon(s.last_result)
+            return None if self.active(s.id) else _result_icon(s.last_result)
         if role == Qt.ItemDataRole.ForegroundRole:
             c = theme.colors()
             if col == ScheduleColumn.NEXT_RUN and (s.paused or s.ended):
@@ -243,7 +278,8 @@ class ScheduleModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.AccessibleTextRole:
             now = self._clock()
             state = "paused" if s.paused else f"next run {next_run_text(s, now)}"
-            return f"{schedule_name(s)}, {trigger_words(s)}, {state}, last result {last_result_text(s, now)}"
+            last = last_result_text(s, now, self.active(s.id))
+            return f"{schedule_name(s)}, {trigger_words(s)}, {state}, last result {last}"
         if role == SCHEDULE_ID_ROLE:
             return s.id
         return None
@@ -271,7 +307,7 @@ class ScheduleModel(QAbstractTableModel):
         if col == ScheduleColumn.NEXT_RUN:
             return next_run_text(s, now)
         if col == ScheduleColumn.LAST_RESULT:
-            return last_result_text(s, now)
+            return last_result_text(s, now, self.active(s.id))
         if col == ScheduleColumn.RUNS:
             return str(s.run_count)
         if col == ScheduleColumn.MISSED:

@@ -180,6 +180,7 @@ class SchedulesPane(QWidget):
         self.model.rowsRemoved.connect(lambda *_: self.refresh_overlay())
         self.model.modelReset.connect(self.refresh_overlay)
         bridge.schedules_changed.connect(self.on_schedules_changed)
+        bridge.batch_ready.connect(lambda batch: self.model.note_runs(batch.upserts.values()))
         bridge.status_changed.connect(lambda _: self.refresh_bandwidth())
         self._timer = QTimer(self)
         self._timer.setInterval(TICK_MS)
@@ -194,6 +195,7 @@ class SchedulesPane(QWidget):
         changes); changes reported before then load everything."""
         try:
             self.model.reset(self.bridge.schedules())
+            self.model.note_runs(self.bridge.active_schedule_runs(self.model.ids()))
         except TaskdeckError as e:
             logger.warning("could not read schedules: %s", e)
             return

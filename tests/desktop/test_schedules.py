@@ -153,6 +153,15 @@ def test_S03_simple_and_advanced_round_trip_and_custom_is_never_overwritten(gui:
     # choosing a Simple repetition is an explicit change: only then is the expression replaced
     e.repeat.setCurrentIndex(e.repeat.findData(DAILY))
     assert not e.is_custom() and e.trigger()[0] == "0 9 * * *"
+    # an interval cron cannot express is said so in Advanced, never shown as a stale expression
+    e.repeat.setCurrentIndex(e.repeat.findData("minutes"))
+    e.every_n.setValue(7)
+    assert e.trigger() == (None, 420, "")
+    e.tabs.setCurrentIndex(ADVANCED)
+    assert e.cron_edit.text() == "" and e.cron_note.isVisible()
+    assert not e.save_button.isEnabled()
+    e.tabs.setCurrentIndex(SIMPLE)
+    assert e.trigger() == (None, 420, "") and e.save_button.isEnabled()
     e.reject()
 
 
@@ -241,6 +250,7 @@ def test_S05_run_now_queues_a_manual_job_and_keeps_the_next_run(make_app) -> Non
     assert pane.model.text(sid, ScheduleColumn.NEXT_RUN) == before
     assert gui.engine.schedules.get(sid).next_fire == local(2026, 1, 5, 9, 0)  # type: ignore[union-attr]
     gui.wait_text(rec.id, "Running")
+    gui.wait(lambda: pane.model.text(sid, ScheduleColumn.LAST_RESULT) == "Running now")
     gui.open_gate("s05")
     gui.wait(lambda: pane.model.text(sid, ScheduleColumn.LAST_RESULT) == "Completed 08:00")
     gui.wait(lambda: pane.runs_model.texts(RunColumn.TRIGGER) == ["Run now"])
