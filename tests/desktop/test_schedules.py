@@ -18,16 +18,8 @@ from desktop.dialogs.bandwidth import (
     status_text,
     windows_from_grid,
 )
-from desktop.dialogs.schedule import (
-    ADVANCED,
-    CUSTOM_TEXT,
-    DAILY,
-    SIMPLE,
-    WEEKDAYS,
-    ScheduleDialog,
-    SimpleTrigger,
-    simple_from_cron,
-)
+from desktop.dialogs.schedule import ADVANCED, CUSTOM_TEXT, SIMPLE, ScheduleDialog
+from desktop.dialogs.simple_trigger import DAILY, WEEKDAYS, SimpleTrigger, simple_from_cron
 from desktop.models.roles import QueueColumn
 from desktop.models.schedules import SCHEDULE_HEADERS, RunColumn, ScheduleColumn
 from desktop.views.main_window import SCHEDULES_PANE
