@@ -3,6 +3,7 @@ test sleeps for a schedule to fire, each moves the clock."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, time
 from typing import Any
 
@@ -345,6 +346,9 @@ def test_S09_weekly_bandwidth_grid_sets_the_limit_in_force(make_app, profile_dir
     assert bw.schedule == (BandwidthWindow.of(([0, 1, 2, 3, 4], "09:00", "17:00", 200_000)),)
     assert bw.limit == 200_000 and bw.source == "schedule"
     gui.wait(lambda: pane.bandwidth_label.text() == "Bandwidth: Limit 200 KB/s (scheduled until 17:00)")
+    # an upload running in the window keeps to the limit (measured on the injected clock)
+    moved = measure_transfer(gui, clock, seconds=10)
+    assert 180_000 <= moved / 10 <= 220_000
     # an override until the window ends ("the limit toggle")
     gui.run(gui.engine.set_bandwidth_limit(None, until=local(2026, 1, 7, 17, 0)))
     gui.wait(lambda: pane.bandwidth_label.text() == "Bandwidth: Unlimited — override until 17:00")
@@ -361,6 +365,42 @@ def test_S09_weekly_bandwidth_grid_sets_the_limit_in_force(make_app, profile_dir
     d2 = pane.bandwidth_dialog
     assert d2 is not None and d2.model.grid[0][9:17] == [200_000] * 8 and d2.model.grid[0][8] is None
     d2.reject()
+
+
+CHUNK = 16 * 1024
+
+
+async def _upload(ctx: Any, payload: dict[str, Any]) -> int:
+    """A network-like handler: draws each chunk from the bandwidth budget, counts it."""
+    sent = 0
+    for _ in range(int(payload["chunks"])):
+        await ctx.throttle(CHUNK)
+        sent += CHUNK
+        SENT[ctx.id] = sent
+    return sent
+
+
+SENT: dict[int, int] = {}
+
+
+def measure_transfer(gui: Harness, clock: FakeClock, seconds: int) -> int:
+    """Bytes an upload moves in `seconds` of the engine's clock, stepped 0.1 s at a time."""
+    SENT.clear()
+    gui.engine.register("test.upload", _upload)
+    task_id = gui.submit("test.upload", {"chunks": 10_000}, label="holiday-video.mp4")
+    gui.wait(lambda: SENT.get(task_id, 0) > 0 and gui.engine.bandwidth().waiting == 1)
+
+    async def run() -> int:
+        start = SENT[task_id]
+        for _ in range(seconds * 10):
+            clock.advance(0.1)
+            for _ in range(10):
+                await asyncio.sleep(0)
+        return SENT[task_id] - start
+
+    moved = gui.run(run())
+    gui.run(gui.engine.cancel(task_id))
+    return moved
 
 
 def test_bandwidth_grid_model_and_window_conversion(qtmodeltester) -> None:
