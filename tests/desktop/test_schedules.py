@@ -305,7 +305,7 @@ def test_S07_missed_runs_are_visible_after_a_restart(make_app, profile_dir) -> N
     gui.wait(lambda: pane.runs_model.texts(RunColumn.TRIGGER) == ["Catch-up"])
 
 
-def test_S08_overlapping_fires_are_skipped_and_explained(make_app) -> None:
+def test_S08_overlapping_fires_are_skipped_and_explained(make_app, qtmodeltester) -> None:
     clock = FakeClock(local(2026, 1, 5, 8, 0))
     gui = make_app(EngineConfig(clock=clock))
     pane = pane_of(gui)
@@ -320,6 +320,7 @@ def test_S08_overlapping_fires_are_skipped_and_explained(make_app) -> None:
     assert len(gui.engine.tasks(schedule_id=sid)) == 1  # no growing queue
     results = pane.runs_model.texts(RunColumn.RESULT)
     assert results == ["Running", skipped, skipped]
+    qtmodeltester.check(pane.runs_model)
     gui.open_gate("s08")
     gui.wait(lambda: "Completed" in pane.runs_model.texts(RunColumn.RESULT))
 
