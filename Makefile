@@ -41,7 +41,7 @@ run: venv system-deps
 test: venv system-deps-test
 	$(BIN)/python -m pytest -p no:cacheprovider -q
 
-# PNGs of both panes, light and dark, with realistic data, into docs/screenshots/.
+# PNGs of the three panes, light and dark, with realistic data, into docs/screenshots/.
 screenshots: venv system-deps-test
 	xvfb-run -a -s "-screen 0 1600x1000x24" $(BIN)/python -m tests.desktop.screenshots docs/screenshots
 

@@ -159,11 +159,15 @@ class App(QObject):
         if opened is None:
             return False
         self.opened = opened
-        self.bridge = Bridge(opened.backend, attached=opened.attached, holder_pid=opened.holder_pid)
+        clock = self.options.config.clock if self.options.config is not None else None
+        self.bridge = Bridge(
+            opened.backend, attached=opened.attached, holder_pid=opened.holder_pid, clock=clock
+        )
         self.window = MainWindow(self.bridge, self.settings, os.fspath(self.log_path))
         self.window.quit_requested.connect(self.request_quit)
         self.window.queue_model.loaded.connect(self._loaded)
         await self.bridge.start()
+        self.window.schedules_pane.load()  # after start: later changes arrive as events
         self.window.show_recovery(opened.recovery)
         self.window.history_pane.set_kinds([k.kind for k in self.window.kinds()])
         self.instance = InstanceServer(self.profile.instance_key, self)

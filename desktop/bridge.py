@@ -23,7 +23,9 @@ from typing import Any, TypeVar
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from core import (
+    BandwidthStatus,
     Client,
+    Clock,
     Engine,
     Event,
     EventKind,
@@ -31,7 +33,9 @@ from core import (
     KindInfo,
     LogLine,
     Priority,
+    Schedule,
     SubmitResult,
+    SystemClock,
     TaskdeckError,
     TaskRecord,
     TaskState,
@@ -109,6 +113,8 @@ class Bridge(QObject):
         stopped(): the engine stopped (or the client closed).
         idle(): the engine said nothing runs or is ready; emitted after the flush that
             carries the last transitions before it, so views are up to date.
+        schedules_changed(set[int]): ids of schedules added, changed, fired or removed
+            (or whose runs changed) since the last flush.
     """
 
     batch_ready = Signal(object)
@@ -117,6 +123,7 @@ class Bridge(QObject):
     page_loaded = Signal(object, bool)
     stopped = Signal()
     idle = Signal()
+    schedules_changed = Signal(object)
 
     def __init__(
         self,
@@ -124,10 +131,12 @@ class Bridge(QObject):
         *,
         attached: bool = False,
         holder_pid: int | None = None,
+        clock: Clock | None = None,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
         self.backend = backend
+        self.clock: Clock = clock or SystemClock()  # the engine's: countdowns agree with it
         self.attached = attached
         self.holder_pid = holder_pid
         self._reader: Client | None = None  # settings are readable only through a Client
@@ -142,6 +151,7 @@ class Bridge(QObject):
         self._history_reload = False
         self._status_dirty = False
         self._idle_pending = False
+        self._schedules_dirty: set[int] = set()
         self._parents: dict[int, int] = {}  # child id -> parent id, of tasks we have seen
         self._parent_due: dict[int, float] = {}  # parent id -> when to re-read it
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -264,6 +274,8 @@ class Bridge(QObject):
             self._idle_pending = True
         if kind in _STATUS_EVENTS or (kind == EventKind.SETTINGS_CHANGED):
             self._status_dirty = True
+        if ev.schedule_id is not None:
+            self._schedules_dirty.add(ev.schedule_id)
         if not self._timer.isActive():
             self._timer.start()
 
@@ -316,6 +328,12 @@ class Bridge(QObject):
                 self._parents.pop(task_id, None)
         if batch:
             self.batch_ready.emit(batch)
+        for rec in batch.upserts.values():
+            if rec.schedule_id is not None:  # a run started or ended: its schedule's last result
+                self._schedules_dirty.add(rec.schedule_id)
+        if self._schedules_dirty:
+            changed, self._schedules_dirty = self._schedules_dirty, set()
+            self.schedules_changed.emit(changed)
         if self._status_dirty:
             self._status_dirty = False
             self._status = self._read_status()
@@ -501,6 +519,53 @@ class Bridge(QObject):
     ) -> list[int]:
         recs = await self.history(states=states, kind=kind, since=since, search=search, limit=None)
         return [r.id for r in recs]
+
+    # -- schedules ------------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        """The engine's time (a test's fake clock, else the wall clock)."""
+        return self.clock.now()
+
+    def schedules(self) -> list[Schedule]:
+        return self.backend.schedules.list()
+
+    def schedule(self, schedule_id: int) -> Schedule | None:
+        return self.backend.schedules.get(schedule_id)
+
+    async def add_schedule(self, kind: str, payload: Any, **options: Any) -> int:
+        return await self.backend.schedules.add(kind, payload, **options)
+
+    async def update_schedule(self, schedule_id: int, **changes: Any) -> Schedule:
+        return await self.backend.schedules.update(schedule_id, **changes)
+
+    async def set_schedule_paused(self, schedule_id: int, paused: bool) -> None:
+        if paused:
+            await self.backend.schedules.pause(schedule_id)
+        else:
+            await self.backend.schedules.resume(schedule_id)
+
+    async def remove_schedule(self, schedule_id: int) -> None:
+        await self.backend.schedules.remove(schedule_id)
+
+    async def run_schedule_now(self, schedule_id: int) -> SubmitResult:
+        return await self.backend.schedules.run_now(schedule_id)
+
+    def active_schedule_runs(self, schedule_ids: Iterable[int]) -> list[TaskRecord]:
+        """The active tasks these schedules started (one query per schedule, not a read of
+        the whole queue)."""
+        return [r for sid in schedule_ids for r in self.backend.tasks(schedule_id=sid)]
+
+    async def schedule_runs(self, schedule_id: int, limit: int = 200) -> list[TaskRecord]:
+        """A schedule's runs, the active ones first, then history newest first."""
+        active = self.backend.tasks(schedule_id=schedule_id)
+        done = await self.backend.history(schedule_id=schedule_id, limit=limit)
+        return [*active, *done]
+
+    def bandwidth(self) -> BandwidthStatus:
+        return self.backend.bandwidth()
+
+    async def set_bandwidth_schedule(self, windows: Sequence[Any], tz: str | None = None) -> None:
+        await self.backend.set_bandwidth_schedule(windows, tz=tz)
 
 
 PRIORITY_LEVELS = tuple(int(p) for p in Priority)

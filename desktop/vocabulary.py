@@ -335,3 +335,16 @@ def _short(value: Any, limit: int = 160) -> str:
     else:
         text = json.dumps(value, ensure_ascii=False)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def trigger_tag(rec: TaskRecord) -> str:
+    """How a schedule's run was started, for its name: "manual" (Run now), "catch-up"
+    (after missed runs), or "" (on time, or not a scheduled task)."""
+    trig = (rec.tags or {}).get("trigger", "") if rec.schedule_id is not None else ""
+    return trig if trig in ("manual", "catch-up") else ""
+
+
+def display_name(rec: TaskRecord) -> str:
+    """The task's name, with its schedule tag: "Nightly backup · manual"."""
+    tag = trigger_tag(rec)
+    return f"{rec.name} · {tag}" if tag else rec.name

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import jsonschema
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -130,6 +130,22 @@ class _Field:
                 raise ValueError(f"must be JSON: {e}") from None
         return text
 
+    def set_value(self, value: Any) -> None:
+        w = self.widget
+        if isinstance(w, QComboBox):
+            i = w.findData(value)
+            if i >= 0:
+                w.setCurrentIndex(i)
+        elif isinstance(w, QCheckBox):
+            w.setChecked(bool(value))
+        elif isinstance(w, QLineEdit):
+            if self.kind == "array" and isinstance(value, list):
+                w.setText("; ".join(str(v) for v in value))
+            elif self.kind == "object" or not isinstance(value, str):
+                w.setText(json.dumps(value))
+            else:
+                w.setText(value)
+
     def connect(self, slot: Any) -> None:
         w = self.widget
         if isinstance(w, QComboBox):
@@ -140,16 +156,24 @@ class _Field:
             w.textChanged.connect(slot)
 
 
-class NewJobDialog(QDialog):
+class JobForm(QWidget):
+    """The job a dialog makes: kind, a payload form generated from the kind's schema with
+    inline validation, name, priority and group. The New job and schedule dialogs share it.
+
+    Signals:
+        validity_changed(bool): after every check, whether the job is valid.
+    """
+
+    validity_changed = Signal(bool)
+
     def __init__(
         self, kinds: list[KindInfo], initial: str | None = None, parent: QWidget | None = None
     ) -> None:
         super().__init__(parent)
-        name(self, "newJobDialog", "New job")
-        self.setWindowTitle("New job")
-        self.setMinimumWidth(480)
+        self.setObjectName("jobForm")
         self._kinds = {k.kind: k for k in kinds}
         lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
         top = QFormLayout()
         self.kind = QComboBox()
         name(self.kind, "jobKind", "Kind of job")
@@ -166,6 +190,7 @@ class NewJobDialog(QDialog):
         self.form_host = QWidget()
         self.form_host.setObjectName("jobPayloadForm")
         self.form = QFormLayout(self.form_host)
+        self.form.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.form_host)
         common = QFormLayout()
         self.label = QLineEdit()
@@ -182,6 +207,7 @@ class NewJobDialog(QDialog):
         name(self.group, "jobGroup", "Group")
         self.group.setPlaceholderText("optional: jobs of a group share a limit and a pause switch")
         common.addRow("&Group:", self.group)
+        self.common = common
         lay.addLayout(common)
         self.problem = QLabel()
         name(self.problem, "jobProblem", "Problem with the job")
@@ -189,18 +215,6 @@ class NewJobDialog(QDialog):
         self.problem.setWordWrap(True)
         self.problem.hide()
         lay.addWidget(self.problem)
-        self.buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
-        )
-        self.buttons.setObjectName("jobButtons")
-        ok = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
-        ok.setText("Add to queue")
-        name(ok, "jobAdd", "Add to queue")
-        cancel = self.buttons.button(QDialogButtonBox.StandardButton.Cancel)
-        name(cancel, "jobCancel", "Cancel")
-        self.buttons.accepted.connect(self.accept)
-        self.buttons.rejected.connect(self.reject)
-        lay.addWidget(self.buttons)
         self._fields: list[_Field] = []
         self._job: NewJob | None = None
         self.kind.currentIndexChanged.connect(lambda _: self._build())
@@ -235,12 +249,31 @@ class NewJobDialog(QDialog):
                 self.priority.setCurrentIndex(i)
         self.validate()
 
+    def set_job(
+        self, kind: str, payload: Any, *, label: str | None, priority: int | None, group: str | None
+    ) -> None:
+        """Fill the form with an existing job (editing a schedule)."""
+        i = self.kind.findData(kind)
+        if i >= 0:
+            self.kind.setCurrentIndex(i)
+        values = payload if isinstance(payload, dict) else {}
+        for f in self._fields:
+            if f.key in values:
+                f.set_value(values[f.key])
+        self.label.setText(label or "")
+        if priority is not None:
+            j = self.priority.findData(int(priority))
+            if j >= 0:
+                self.priority.setCurrentIndex(j)
+        self.group.setText(group or "")
+        self.validate()
+
     def validate(self) -> bool:
         """Check the form against the kind's schema; problems show under their field."""
-        ok_button = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
         info = self._kinds.get(self.kind.currentData() or "")
         if info is None:
-            ok_button.setEnabled(False)
+            self._job = None
+            self.validity_changed.emit(False)
             return False
         payload: dict[str, Any] = {}
         problems: dict[str, str] = {}
@@ -275,7 +308,6 @@ class NewJobDialog(QDialog):
         self.problem.setText(general)
         self.problem.setVisible(bool(general))
         valid = not problems and not general
-        ok_button.setEnabled(valid)
         self._job = (
             NewJob(
                 kind=info.kind,
@@ -287,6 +319,7 @@ class NewJobDialog(QDialog):
             if valid
             else None
         )
+        self.validity_changed.emit(valid)
         return valid
 
     def field(self, key: str) -> QWidget | None:
@@ -305,6 +338,51 @@ class NewJobDialog(QDialog):
         if not self.validate():
             return None
         return self._job
+
+    def last_checked(self) -> NewJob | None:
+        """The job as the last check found it (None if invalid), without checking again."""
+        return self._job
+
+
+class NewJobDialog(QDialog):
+    def __init__(
+        self, kinds: list[KindInfo], initial: str | None = None, parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        name(self, "newJobDialog", "New job")
+        self.setWindowTitle("New job")
+        self.setMinimumWidth(480)
+        lay = QVBoxLayout(self)
+        self.buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        self.buttons.setObjectName("jobButtons")
+        ok = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
+        ok.setText("Add to queue")
+        name(ok, "jobAdd", "Add to queue")
+        cancel = self.buttons.button(QDialogButtonBox.StandardButton.Cancel)
+        name(cancel, "jobCancel", "Cancel")
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        self.job_form = JobForm(kinds, initial, self)
+        self.job_form.validity_changed.connect(ok.setEnabled)
+        ok.setEnabled(self.job_form.last_checked() is not None)
+        lay.addWidget(self.job_form)
+        lay.addWidget(self.buttons)
+        self.kind, self.label = self.job_form.kind, self.job_form.label
+        self.priority, self.group = self.job_form.priority, self.job_form.group
+
+    def validate(self) -> bool:
+        return self.job_form.validate()
+
+    def field(self, key: str) -> QWidget | None:
+        return self.job_form.field(key)
+
+    def error_text(self, key: str) -> str:
+        return self.job_form.error_text(key)
+
+    def job(self) -> NewJob | None:
+        return self.job_form.job()
 
     def accept(self) -> None:
         if self.validate():

@@ -26,7 +26,7 @@ from core import TaskRecord, TaskState
 from desktop import theme
 from desktop.bridge import Bridge, TaskBatch
 from desktop.models.roles import HISTORY_HEADERS, HistoryColumn, Role, row_runs
-from desktop.vocabulary import category, first_line, format_duration, state_label
+from desktop.vocabulary import category, display_name, first_line, format_duration, state_label
 
 logger = logging.getLogger(__name__)
 Index = QModelIndex | QPersistentModelIndex
@@ -145,7 +145,7 @@ class HistoryModel(QAbstractTableModel):
 
     def _text(self, rec: TaskRecord, col: int) -> str:
         if col == HistoryColumn.NAME:
-            return rec.name
+            return display_name(rec)
         if col == HistoryColumn.KIND:
             return rec.kind
         if col == HistoryColumn.RESULT:

@@ -38,6 +38,7 @@ from desktop.vocabulary import (
     Category,
     EtaSmoother,
     category,
+    display_name,
     format_eta,
     format_priority,
     format_rate,
@@ -301,7 +302,7 @@ class QueueModel(QAbstractItemModel):
 
     def _text(self, rec: TaskRecord, col: int) -> str:
         if col == QueueColumn.NAME:
-            return rec.name
+            return display_name(rec)
         if col == QueueColumn.KIND:
             return rec.kind
         if col == QueueColumn.STATE:

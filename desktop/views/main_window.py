@@ -39,12 +39,13 @@ from desktop.models.queue import QueueModel
 from desktop.views.details import DetailsPanel
 from desktop.views.history_pane import HistoryPane
 from desktop.views.queue_pane import QueuePane
-from desktop.views.sidebar import ALL, HISTORY, Sidebar
+from desktop.views.schedules_pane import SchedulesPane
+from desktop.views.sidebar import ALL, HISTORY, SCHEDULES, Sidebar
 from desktop.views.widgets import Toast, name
 from desktop.vocabulary import Category, format_bytes
 
 logger = logging.getLogger(__name__)
-QUEUE, HISTORY_PANE = 0, 1
+QUEUE, HISTORY_PANE, SCHEDULES_PANE = 0, 1, 2
 
 
 def recovery_text(r: Recovery) -> str:
@@ -116,6 +117,9 @@ class MainWindow(QMainWindow):
         self.history_pane = HistoryPane(bridge, self.history_model, self.toast)
         self.panes.addWidget(self.queue_pane)
         self.panes.addWidget(self.history_pane)
+        self.schedules_pane = SchedulesPane(bridge)
+        self.panes.addWidget(self.schedules_pane)
+        self.schedules_pane.run_selected.connect(self._history_current)
         # the details sit under the list, as qBittorrent's properties: the table keeps its width
         self.content = QSplitter(Qt.Orientation.Vertical)
         self.content.setObjectName("contentSplitter")
@@ -316,7 +320,11 @@ class MainWindow(QMainWindow):
         queue.addAction(a["queue_order"])
         view = mb.addMenu("&View")
         view.setObjectName("menuView")
-        for pane, title, shortcut in ((QUEUE, "&Queue", "Ctrl+1"), (HISTORY_PANE, "&History", "Ctrl+2")):
+        for pane, title, shortcut in (
+            (QUEUE, "&Queue", "Ctrl+1"),
+            (HISTORY_PANE, "&History", "Ctrl+2"),
+            (SCHEDULES_PANE, "&Schedules", "Ctrl+3"),
+        ):
             act = QAction(title, self)
             act.setObjectName(f"action_pane_{pane}")
             act.setShortcut(QKeySequence(shortcut))
@@ -341,7 +349,9 @@ class MainWindow(QMainWindow):
             if self.history_model.rowCount() == 0 and not self.history_model.fetching:
                 self.history_pane.apply_filter()
                 self.history_model.fetchMore(self.history_model.index(0, 0).parent())
-        elif self.sidebar.current_key() == HISTORY:
+        elif pane == SCHEDULES_PANE:
+            self.sidebar.select(SCHEDULES)
+        elif self.sidebar.current_key() in (HISTORY, SCHEDULES):
             cat = self.queue_pane.proxy.category
             self.sidebar.select(cat.value if cat else ALL)
         self.sidebar.blockSignals(False)
@@ -353,6 +363,9 @@ class MainWindow(QMainWindow):
     def _sidebar_chosen(self, key: str) -> None:
         if key == HISTORY:
             self.show_pane(HISTORY_PANE)
+            return
+        if key == SCHEDULES:
+            self.show_pane(SCHEDULES_PANE)
             return
         self.queue_pane.set_category(None if key == ALL else Category(key))
         self.show_pane(QUEUE)

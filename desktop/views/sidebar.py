@@ -12,17 +12,20 @@ from desktop.vocabulary import Category
 
 ALL = "all"
 HISTORY = "history"
+SCHEDULES = "schedules"
 ENTRIES: tuple[tuple[str, str], ...] = (
     (ALL, "All jobs"),
     *((c.value, CATEGORY_TITLES[c]) for c in Category),
     (HISTORY, "History"),
+    (SCHEDULES, "Schedules"),
 )
+PANE_KEYS = (HISTORY, SCHEDULES)  # entries that open a pane rather than filter the queue
 KEY_ROLE = int(Qt.ItemDataRole.UserRole) + 1
 
 
 class Sidebar(QListView):
     """Signals:
-    chosen(str): "all", a Category value, or "history".
+    chosen(str): "all", a Category value, "history" or "schedules".
     """
 
     chosen = Signal(str)
@@ -68,7 +71,7 @@ class Sidebar(QListView):
             item = self.entries.item(row)
             key = str(item.data(KEY_ROLE))
             title = dict(ENTRIES)[key]
-            if key == HISTORY:
+            if key in PANE_KEYS:
                 continue
             n = total if key == ALL else counts.get(Category(key), 0)
             text = f"{title}  ({n})"

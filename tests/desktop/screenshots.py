@@ -1,4 +1,4 @@
-"""`make screenshots`: the window with realistic data, both panes, light and dark, saved
+"""`make screenshots`: the window with realistic data, the three panes, light and dark, saved
 as PNGs (docs/screenshots/ by default). Runs the real app code on a temporary profile;
 the photo and upload jobs are stand-ins (gated handlers) until their kinds exist.
 
@@ -90,7 +90,22 @@ async def populate(engine: Engine) -> None:
                       depends_on=[waiting.id])  # fmt: skip
     await s("upload.retry", {"fail": "connection reset by peer"}, label="sync-notes.md", group="webdav://nas")
     await engine.pause(blocked.id - 3)
+    await add_schedules(engine)
     await asyncio.sleep(4.5)  # speeds and ETAs settle
+
+
+async def add_schedules(engine: Engine) -> None:
+    sch = engine.schedules
+    await sch.add("resize.photo", {"n": 0}, name="Resize new photos", cron="0 9 * * 1-5")
+    camera = await sch.add(
+        "upload.s3", {"size": 1_000_000, "rate": 500_000}, name="Upload camera folder", cron="30 22 * * *"
+    )
+    await sch.add("resize.photo", {"n": 1}, name="Tidy downloads", every=900)
+    backup = await sch.add("resize.photo", {"n": 2}, name="Nightly backup", cron="0 2 * * *")
+    await sch.add("upload.retry", {"fail": "host unreachable"}, name="Sync notes", cron="0 */2 * * *")
+    await sch.run_now(backup)
+    await sch.pause(camera)
+    await engine.set_bandwidth_schedule([("mon-fri", "09:00", "17:00", 200_000)])
 
 
 async def shoot(out: Path) -> None:
@@ -118,10 +133,17 @@ async def shoot(out: Path) -> None:
             w.queue_pane.view.expand(w.queue_pane.proxy.mapFromSource(w.queue_model.index_of(parent.id)))
         for name in ("light", "dark"):
             theme.apply_theme(qapp, name)
-            for pane, title in ((0, "queue"), (1, "history")):
+            for pane, title in ((0, "queue"), (1, "history"), (2, "schedules")):
                 w.show_pane(pane)
                 if pane == 1:
                     w.history_pane.select_row(1)
+                if pane == 2:
+                    sp = w.schedules_pane
+                    backup = next((s.id for s in sp.model_schedules() if s.name == "Nightly backup"), None)
+                    if backup is not None:
+                        sp.select_schedule(backup)
+                        await asyncio.sleep(0.3)  # its runs load
+                        sp.runs_view.selectRow(0)
                 await asyncio.sleep(0.6)
                 path = out / f"{title}-{name}.png"
                 w.grab().save(str(path))
