@@ -4,6 +4,7 @@ command (SPEC §5). Each builds the kind's payload; checking and submitting are 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shlex
 from typing import Any
@@ -16,13 +17,14 @@ from PySide6.QtWidgets import (
     QInputDialog,
     QLabel,
     QLineEdit,
+    QListWidget,
     QPlainTextEdit,
     QPushButton,
     QWidget,
 )
 
 from core import KindInfo
-from core.jobs import resize
+from core.jobs import files, resize
 from core.jobs.presets import Preset
 from desktop.bridge import Bridge
 from desktop.dialogs.job_form import FieldError, JobDialog, PathEdit, PathsEdit, spin
@@ -225,10 +227,10 @@ class ResizeDialog(JobDialog):
     def payload(self) -> dict[str, Any]:
         p: dict[str, Any] = {"inputs": self.inputs.paths(), "output_dir": self.output.text()}
         p.update(self.options())
-        if not p["output_dir"]:
-            raise FieldError("output_dir", "choose a folder for the resized copies")
         if not p["inputs"]:
             raise FieldError("inputs", "add photos or folders to resize")
+        if not p["output_dir"]:
+            raise FieldError("output_dir", "choose a folder for the resized copies")
         if self._matches_preset():
             p["preset"] = self.preset_name()
         return p
@@ -285,9 +287,68 @@ class CopyDialog(JobDialog):
         self.dry_run = QCheckBox("Dry run: change nothing, list what would change")
         name(self.dry_run, "copyDryRun", "Dry run")
         self.add_row("dry_run", "", self.dry_run)
+        prow = QWidget()
+        ph = QHBoxLayout(prow)
+        ph.setContentsMargins(0, 0, 0, 0)
+        self.preview_button = QPushButton("Preview changes")
+        name(self.preview_button, "copyPreviewButton", "List what this job would change")
+        self.preview_button.clicked.connect(self.preview)
+        ph.addWidget(self.preview_button)
+        self.preview_summary = QLabel()
+        name(self.preview_summary, "copyPreviewSummary", "What would change, in numbers")
+        ph.addWidget(self.preview_summary, 1)
+        self.form.addRow("", prow)
+        self.preview_list = QListWidget()
+        name(self.preview_list, "copyPreview", "What this job would change")
+        self.preview_list.setMaximumHeight(110)
+        self.preview_list.hide()
+        self.form.addRow("", self.preview_list)
         self.mode.currentIndexChanged.connect(lambda _: self._mode_changed())
         self._mode_changed()
         self.finish_layout()
+
+    def validate(self) -> bool:
+        valid = super().validate()
+        if hasattr(self, "preview_button"):
+            self.preview_button.setEnabled(valid)
+        return valid
+
+    def preview(self) -> None:
+        """A dry run here and now (in a thread): what would be copied, updated, deleted."""
+        job = self.job()
+        if job is None:
+            return
+        p = job.payload
+        self.preview_summary.setText("listing…")
+
+        def listing() -> tuple[list[str], str]:
+            found = files.list_source(p["source"])
+            steps = files.plan(found, p["destination"], p["mode"], False)
+            gone = files.extraneous(p["destination"], found) if p.get("delete") else []
+            verbs = {"new": "copy", "update": "update", "special": "skip (special file)"}
+            lines = [
+                f"{verbs[s.action]}: {s.entry.rel}"
+                for s in steps
+                if s.action in verbs and s.entry.kind != "dir"
+            ]
+            lines += [f"delete: {g}" for g in gone]
+            lines += [f"unreadable: {rel}: {why}" for rel, why in found.errors]
+            same = sum(1 for s in steps if s.action == "same" and s.entry.kind != "dir")
+            summary = f"{len(lines)} change{'s' if len(lines) != 1 else ''}, {same} unchanged"
+            return lines, summary
+
+        async def go() -> None:
+            try:
+                lines, summary = await asyncio.to_thread(listing)
+            except OSError as e:
+                self.preview_summary.setText(f"cannot list it: {e}")
+                return
+            self.preview_list.clear()
+            self.preview_list.addItems(lines[:1000])
+            self.preview_list.setVisible(bool(lines))
+            self.preview_summary.setText(summary)
+
+        self._preview_task = asyncio.ensure_future(go())
 
     def _mode_changed(self) -> None:
         sync = self.mode.currentData() == "sync"

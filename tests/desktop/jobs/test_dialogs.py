@@ -43,9 +43,11 @@ def test_given_the_resize_dialog_when_fields_are_wrong_then_add_is_disabled_and_
 ) -> None:
     d = open_dialog(gui, "resize.images", ResizeDialog)
     assert not d.ok.isEnabled()
-    assert d.error_text("output_dir") == "choose a folder for the resized copies"
+    assert d.error_text("inputs") == "add photos or folders to resize"
+    d.inputs.add([str(photos["small"])])
+    assert d.error_text("output_dir") == "choose a folder for the resized copies" and not d.ok.isEnabled()
     d.output.setText(str(tmp_path / "out"))
-    assert d.error_text("inputs") == "add photos or folders to resize" and not d.ok.isEnabled()
+    assert d.ok.isEnabled()
     d.inputs.add([str(tmp_path / "missing.jpg")])
     assert d.error_text("inputs").startswith("no such file or folder") and not d.ok.isEnabled()
     d.inputs.set_paths([str(photos["big"])])
@@ -133,7 +135,7 @@ def test_given_the_command_dialog_when_a_secret_is_typed_into_env_then_it_is_ref
     assert (tmp_path / "out.txt").read_text() == "50%\n"
 
 
-def test_given_the_copy_dialog_when_the_destination_is_inside_the_source_then_it_says_so_then_it_copies(
+def test_given_the_copy_dialog_when_the_destination_is_inside_the_source_then_it_says_so_then_previews_and_syncs(
     gui: Harness, tmp_path: Path
 ) -> None:
     src = tmp_path / "src"
@@ -143,14 +145,30 @@ def test_given_the_copy_dialog_when_the_destination_is_inside_the_source_then_it
     d.source.setText(str(src))
     d.destination.setText(str(src / "inner"))
     assert not d.ok.isEnabled() and d.error_text("destination").startswith("is inside the source folder")
+    assert not d.preview_button.isEnabled()
+    (tmp_path / "dst").mkdir()
+    (tmp_path / "dst" / "a b.txt").write_text("x")
+    (tmp_path / "dst" / "old.txt").write_text("gone")
     d.destination.setText(str(tmp_path / "dst"))
     assert d.ok.isEnabled() and not d.delete.isEnabled()
+    d.preview_button.click()
+    gui.wait(lambda: d.preview_summary.text() not in ("", "listing…"))
+    shown = [d.preview_list.item(i).text() for i in range(d.preview_list.count())]
+    assert shown == ["update: a b.txt"] and d.preview_summary.text() == "1 change, 0 unchanged"
     d.mode.setCurrentIndex(d.mode.findData("sync"))
     assert d.delete.isEnabled()
+    d.delete.setChecked(True)
+    d.preview_summary.clear()
+    d.preview_button.click()
+    gui.wait(lambda: d.preview_summary.text() not in ("", "listing…"))
+    shown = [d.preview_list.item(i).text() for i in range(d.preview_list.count())]
+    assert shown == ["update: a b.txt", "delete: old.txt"], shown
+    assert (tmp_path / "dst" / "old.txt").exists()  # a preview changes nothing
     d.ok.click()
     tid = only_row(gui)
     gui.wait_text(tid, "Completed")
-    assert (tmp_path / "dst" / "src" / "a b.txt").exists() or (tmp_path / "dst" / "a b.txt").exists()
+    assert (tmp_path / "dst" / "a b.txt").read_text() == "x"
+    assert not (tmp_path / "dst" / "old.txt").exists()
 
 
 def test_given_the_download_dialog_when_fields_are_wrong_then_each_names_its_problem(
