@@ -217,8 +217,7 @@ def open_app(
         Options(
             profile=profile_dir,
             config=config or EngineConfig(max_concurrency=4),
-            setup=kinds.register,
-            **options,
+            **{"setup": kinds.register, **options},  # setup=None: the built-in kinds only
         ),
         profile,
     )

@@ -227,3 +227,44 @@ def test_given_upload_to_a_saved_target_was_chosen_when_files_are_dropped_then_e
     keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"])
     assert keys == ["drops/first.jpg", "drops/x.bin", "drops/y.bin"]
     assert s3.get_object(Bucket=bucket, Key="drops/y.bin")["Body"].read() == b"y.bin" * 1000
+
+
+def test_given_no_drop_choice_and_only_built_in_kinds_when_photos_are_dropped_then_resize_opens_with_them(
+    make_app: Any, photos: dict[str, Path], tmp_path: Path
+) -> None:
+    gui = make_app(setup=None)  # what users have: no test kinds that take files
+    gui.window.queue_model.files_dropped.emit([str(photos["big"]), str(photos["small"])])
+    gui.wait(
+        lambda: isinstance(gui.window.new_job_dialog, ResizeDialog) and gui.window.new_job_dialog.isVisible()
+    )
+    d = gui.window.new_job_dialog
+    assert d.inputs.paths() == [str(photos["big"]), str(photos["small"])]
+    assert d.error_text("output_dir") == "choose a folder for the resized copies"
+    assert gui.window.queue_model.top_level_ids() == []  # nothing queued before OK
+    d.reject()
+
+
+def test_the_add_menu_opens_the_dialog_of_each_built_in_kind(gui: Harness) -> None:
+    from desktop.dialogs.local_jobs import CommandDialog, CopyDialog
+    from desktop.dialogs.net_jobs import DownloadDialog
+    from desktop.dialogs.new_job import NewJobDialog
+
+    w = gui.window
+    assert w.action_new.menu() is w.new_menu
+    for key, cls in (
+        ("resize", ResizeDialog),
+        ("copy", CopyDialog),
+        ("command", CommandDialog),
+        ("upload", UploadDialog),
+        ("download", DownloadDialog),
+        ("other", NewJobDialog),
+    ):
+        act = next(a for a in w.new_menu.actions() if a.objectName() == f"action_new_{key}")
+        act.trigger()
+        gui.wait(lambda cls=cls: isinstance(w.new_job_dialog, cls) and w.new_job_dialog.isVisible())
+        dialog = w.new_job_dialog
+        if cls is NewJobDialog:  # the generic form no longer offers the kinds with dialogs
+            offered = {dialog.kind.itemData(i) for i in range(dialog.kind.count())}
+            assert "test.gate" in offered and not offered & {"resize.images", "upload.s3", "command.run"}
+        dialog.reject()
+        gui.wait(lambda: w.new_job_dialog is None)
