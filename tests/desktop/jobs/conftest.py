@@ -11,6 +11,9 @@ from PIL import Image
 from tests.net.conftest import (  # noqa: F401  (fixtures, used by name)
     aws_env,
     bucket,
+    dav,
+    dav_root,
+    files,
     keyring_file,
     moto,
     no_keyring,

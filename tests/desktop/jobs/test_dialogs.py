@@ -18,7 +18,7 @@ from desktop.dialogs.local_jobs import CommandDialog, CopyDialog, ResizeDialog
 from desktop.dialogs.net_jobs import CredentialsDialog, DownloadDialog, UploadDialog
 from desktop.models.roles import QueueColumn
 from tests.desktop.conftest import Harness
-from tests.net.servers import MotoServer
+from tests.net.servers import DavServer, FileServer, MotoServer
 
 WEB = "Web 1600px JPEG q85"
 
@@ -254,3 +254,46 @@ def test_given_no_keyring_when_a_secret_is_to_be_kept_then_the_dialog_says_what_
     assert "“env”" in cred.message.text() and not cred.save.isEnabled()
     cred.reject()
     d.reject()
+
+
+def test_given_a_webdav_target_when_a_folder_is_uploaded_from_the_dialog_then_it_lands_on_the_server(
+    gui: Harness, dav: DavServer, dav_root: Path, tmp_path: Path
+) -> None:
+    album = tmp_path / "album"
+    (album / "may").mkdir(parents=True)
+    (album / "may" / "one.jpg").write_bytes(b"1" * 500)
+    (album / "two.jpg").write_bytes(b"2" * 700)
+    d = open_dialog(gui, "upload.http", UploadDialog)
+    d.type.setCurrentIndex(3)  # WebDAV
+    d.inputs.add([str(album)])
+    d.url.setText(dav.url + "/photos/one-file")
+    assert "end it with '/'" in d.error_text("url") and not d.ok.isEnabled()  # a folder needs a folder URL
+    d.url.setText(dav.url + "/photos/")
+    assert d.ok.isEnabled()
+    d.ok.click()
+    tid = only_row(gui)
+    gui.wait_text(tid, "Completed")
+    assert (dav_root / "photos" / "album" / "may" / "one.jpg").read_bytes() == b"1" * 500
+    assert (dav_root / "photos" / "album" / "two.jpg").read_bytes() == b"2" * 700
+    assert "MKCOL" in dav.methods()
+
+
+def test_given_a_download_with_its_sha256_when_added_from_the_dialog_then_the_checked_file_is_saved(
+    gui: Harness, files: FileServer, tmp_path: Path
+) -> None:
+    import hashlib
+
+    data = os.urandom(300_000)
+    files.add("/files/report.pdf", data)
+    out = tmp_path / "downloads"
+    out.mkdir()
+    d = open_dialog(gui, "download.http", DownloadDialog)
+    d.url.setText(files.url + "/files/report.pdf")
+    d.output.setText(str(out))
+    d.sha256.setText(hashlib.sha256(data).hexdigest().upper())
+    d.ok.click()
+    tid = only_row(gui)
+    gui.wait_text(tid, "Completed")
+    assert (out / "report.pdf").read_bytes() == data
+    assert gui.text(tid, QueueColumn.NAME).startswith("report.pdf ← 127.0.0.1:")
+    assert gui.window.settings.value("downloadFolder") == str(out)  # remembered for next time
