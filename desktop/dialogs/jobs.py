@@ -15,7 +15,7 @@ from desktop.bridge import Bridge
 from desktop.dialogs.job_form import JobDialog
 from desktop.dialogs.local_jobs import CommandDialog, CopyDialog, ResizeDialog
 from desktop.dialogs.net_jobs import DownloadDialog, UploadDialog
-from desktop.drops import remember_drop_action
+from desktop.drops import drop_action, remember_drop_action
 
 MENU = (
     ("resize.images", "resize", "&Resize photos…"),
@@ -54,6 +54,7 @@ async def make_dialog(
         assert isinstance(dialog, ResizeDialog)
         dialog.output.setText(str(settings.value("resizeOutputDir", "") or ""))
         dialog.choose_preset(str(settings.value("resizePreset", "") or ""))
+        dialog.for_drops.setChecked(_drops_go_to(settings, "resize", dialog.preset_name()))
     elif kind == "files.copy":
         dialog = CopyDialog(info.get(kind), parent)
     elif kind == "command.run":
@@ -64,6 +65,7 @@ async def make_dialog(
         )
         assert isinstance(dialog, UploadDialog)
         dialog.choose_target(str(settings.value("lastUploadTarget", "") or ""))
+        dialog.for_drops.setChecked(_drops_go_to(settings, "upload", str(dialog.target.currentData() or "")))
     elif kind == "download.http":
         dialog = DownloadDialog(info.get(kind), parent)
         assert isinstance(dialog, DownloadDialog)
@@ -78,12 +80,23 @@ def remember(dialog: JobDialog, settings: QSettings) -> None:
     if isinstance(dialog, ResizeDialog):
         settings.setValue("resizeOutputDir", dialog.output.text())
         settings.setValue("resizePreset", dialog.preset_name())
-        if dialog.for_drops.isChecked() and dialog.preset_name():
-            remember_drop_action(settings, "resize", dialog.preset_name())
+        _remember_drops(settings, "resize", dialog.preset_name(), dialog.for_drops.isChecked())
     elif isinstance(dialog, UploadDialog):
         name = str(dialog.target.currentData() or "")
         settings.setValue("lastUploadTarget", name)
-        if dialog.for_drops.isChecked() and name:
-            remember_drop_action(settings, "upload", name)
+        _remember_drops(settings, "upload", name, dialog.for_drops.isChecked())
     elif isinstance(dialog, DownloadDialog):
         settings.setValue("downloadFolder", dialog.output.text())
+
+
+def _drops_go_to(settings: QSettings, what: str, name: str) -> bool:
+    action = drop_action(settings)
+    return bool(name) and action is not None and (action.what, action.name) == (what, name)
+
+
+def _remember_drops(settings: QSettings, what: str, name: str, checked: bool) -> None:
+    """Ticked: dropped files go here from now on; unticked where they went: they no longer do."""
+    if checked and name:
+        remember_drop_action(settings, what, name)
+    elif _drops_go_to(settings, what, name):
+        remember_drop_action(settings, None)

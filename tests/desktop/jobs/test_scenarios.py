@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QApplication
 
 from desktop.dialogs.local_jobs import ResizeDialog
 from desktop.dialogs.net_jobs import UploadDialog
-from desktop.drops import remember_drop_action
+from desktop.drops import drop_action, remember_drop_action
 from desktop.models.roles import HistoryColumn, QueueColumn
 from tests.desktop.conftest import Harness
 from tests.desktop.jobs.conftest import photo
@@ -63,6 +63,14 @@ def test_Q02_photos_dropped_with_a_preset_chosen_become_queued_rows_named_with_t
     for n in ("a.jpg", "b.jpg", "c.jpg", "first.jpg"):
         with Image.open(out / n) as im:
             assert max(im.size) == 1600 if n == "first.jpg" else im.size == (1200, 900)
+    # the choice shows when the dialog opens again; unticking it ends it
+    d = open_dialog(gui, "resize.images", ResizeDialog)
+    assert d.preset_name() == WEB and d.for_drops.isChecked()
+    d.for_drops.setChecked(False)
+    d.inputs.add([str(first)])
+    d.overwrite.setChecked(True)
+    d.ok.click()
+    gui.wait(lambda: drop_action(gui.window.settings) is None)
 
 
 def test_Q21_the_same_photo_dropped_twice_is_one_row_and_a_toast_not_a_dialog(
