@@ -276,3 +276,15 @@ def test_the_add_menu_opens_the_dialog_of_each_built_in_kind(gui: Harness) -> No
             assert "test.gate" in offered and not offered & {"resize.images", "upload.s3", "command.run"}
         dialog.reject()
         gui.wait(lambda: w.new_job_dialog is None)
+
+
+def test_given_the_drop_target_was_deleted_when_files_are_dropped_then_a_toast_says_so_and_nothing_queues(
+    gui: Harness, tmp_path: Path
+) -> None:
+    remember_drop_action(gui.window.settings, "upload", "Gone")
+    (tmp_path / "a.bin").write_bytes(b"a")
+    gui.window.queue_model.files_dropped.emit([str(tmp_path / "a.bin")])
+    gui.wait(
+        lambda: gui.window.toast.text().startswith("Not queued: a.bin: the upload target “Gone” was deleted")
+    )
+    assert gui.window.queue_model.top_level_ids() == [] and no_modal()
