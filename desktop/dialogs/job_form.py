@@ -6,7 +6,9 @@ exec() (qasync cannot re-enter its loop)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections.abc import Coroutine
 from typing import Any
 
 import jsonschema
@@ -50,6 +52,17 @@ def field_of(path: str) -> str:
     """The form field an error names: "payload.inputs[2]" -> "inputs", "env.TOKEN" -> "env"."""
     path = path.removeprefix("payload.")
     return re.split(r"[.\[]", path, maxsplit=1)[0]
+
+
+def own(dialog: QDialog, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+    """Run `coro` for `dialog` (a keyring write, a dry-run listing) and cancel it when the
+    dialog closes, so it never touches widgets that are gone."""
+    task = asyncio.ensure_future(coro)
+    tasks: set[asyncio.Task[None]] = dialog.__dict__.setdefault("_owned_tasks", set())
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+    dialog.finished.connect(lambda _=0: task.cancel())
+    return task
 
 
 def _open_picker(parent: QWidget, title: str, mode: QFileDialog.FileMode, done: Any) -> QFileDialog:

@@ -27,7 +27,7 @@ from core import KindInfo
 from core.jobs import files, resize
 from core.jobs.presets import Preset
 from desktop.bridge import Bridge
-from desktop.dialogs.job_form import FieldError, JobDialog, PathEdit, PathsEdit, spin
+from desktop.dialogs.job_form import FieldError, JobDialog, PathEdit, PathsEdit, own, spin
 from desktop.views.widgets import name
 
 NO_PRESET = "(no preset)"
@@ -348,7 +348,7 @@ class CopyDialog(JobDialog):
             self.preview_list.setVisible(bool(lines))
             self.preview_summary.setText(summary)
 
-        self._preview_task = asyncio.ensure_future(go())
+        own(self, go())
 
     def _mode_changed(self) -> None:
         sync = self.mode.currentData() == "sync"

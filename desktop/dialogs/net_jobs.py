@@ -27,7 +27,7 @@ from core import KindInfo, TaskdeckError
 from core.jobs.net import credentials
 from desktop import targets
 from desktop.bridge import Bridge
-from desktop.dialogs.job_form import FieldError, JobDialog, PathEdit, PathsEdit
+from desktop.dialogs.job_form import FieldError, JobDialog, PathEdit, PathsEdit, own
 from desktop.targets import Target
 from desktop.views.widgets import name
 
@@ -143,7 +143,7 @@ class CredentialsDialog(QDialog):
                 return
             self.accept()
 
-        self._task = asyncio.ensure_future(go())
+        own(self, go())
 
 
 class UploadDialog(JobDialog):
