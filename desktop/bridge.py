@@ -40,6 +40,8 @@ from core import (
     TaskRecord,
     TaskState,
 )
+from core.jobs import presets
+from core.jobs.presets import Preset
 from desktop.backend import Backend
 
 logger = logging.getLogger(__name__)
@@ -446,6 +448,23 @@ class Bridge(QObject):
         return await self.backend.history(
             states=states or None, kind=kind, since=since, search=search or None, limit=limit, offset=offset
         )
+
+    # -- app settings (presets, saved targets) ---------------------------------------------
+
+    def get_setting(self, name: str, default: Any = None) -> Any:
+        return self.backend.get_setting(name, default)
+
+    async def set_setting(self, name: str, value: Any) -> None:
+        await self.backend.set_setting(name, value)
+
+    async def presets(self, kind: str) -> list[Preset]:
+        return await presets.list_presets(self.backend, kind)
+
+    async def save_preset(self, kind: str, name: str, options: dict[str, Any]) -> Preset:
+        return await presets.save_preset(self.backend, kind, name, options)
+
+    async def delete_preset(self, kind: str, name: str) -> None:
+        await presets.delete_preset(self.backend, kind, name)
 
     # -- control --------------------------------------------------------------------------
 

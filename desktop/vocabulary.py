@@ -190,6 +190,32 @@ def format_bytes(n: float | None) -> str:
     return ""  # pragma: no cover - the loop always returns
 
 
+def output_text(result: object) -> str:
+    """What a finished job produced, from its result (ux Q-23: the History row shows the
+    output size): "2 images · 1.2 MB → 340.5 kB", "1600×1200 · 212.0 kB", "12 files · 3.4 MB"."""
+    if not isinstance(result, dict):
+        return ""
+    r = result
+
+    def num(key: str) -> int | None:
+        v = r.get(key)
+        return int(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+    if num("bytes_after") is not None and num("count") is not None:  # resize.images
+        done = (num("resized") or 0) + (num("skipped") or 0)
+        text = f"{done} image{'s' if done != 1 else ''}"
+        before = num("bytes_before")
+        return text + f" · {format_bytes(before)} → {format_bytes(num('bytes_after'))}"
+    if num("bytes_out") is not None:  # one resized image
+        size = f"{num('width')}×{num('height')} · " if num("width") and num("height") else ""
+        return size + format_bytes(num("bytes_out"))
+    if num("bytes") is not None:  # copies, downloads, uploads
+        items = num("copied") if num("copied") is not None else num("items")
+        head = f"{items} file{'s' if items != 1 else ''} · " if items is not None else ""
+        return head + format_bytes(num("bytes"))
+    return ""
+
+
 # Progress "done/total" below this many units is a count of items (steps, files, parts),
 # not bytes: the engine does not say which (see the issue note).
 _ITEMS_BELOW = 100_000

@@ -42,6 +42,7 @@ class NewJob:
     label: str | None
     priority: int
     group: str | None
+    key: str | None = None  # the dedup key (dedicated dialogs fill the kind's default)
 
 
 class _Field:

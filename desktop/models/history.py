@@ -26,7 +26,7 @@ from core import TaskRecord, TaskState
 from desktop import theme
 from desktop.bridge import Bridge, TaskBatch
 from desktop.models.roles import HISTORY_HEADERS, HistoryColumn, Role, row_runs
-from desktop.vocabulary import category, display_name, first_line, format_duration, state_label
+from desktop.vocabulary import category, display_name, first_line, format_duration, output_text, state_label
 
 logger = logging.getLogger(__name__)
 Index = QModelIndex | QPersistentModelIndex
@@ -155,6 +155,8 @@ class HistoryModel(QAbstractTableModel):
             return rec.finished_at.astimezone().strftime("%Y-%m-%d %H:%M") if rec.finished_at else ""
         if col == HistoryColumn.DURATION:
             return format_duration(rec.duration)
+        if col == HistoryColumn.OUTPUT:
+            return output_text(rec.result)
         if col == HistoryColumn.ATTEMPTS:
             return str(rec.attempt)
         if col == HistoryColumn.REASON:

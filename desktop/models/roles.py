@@ -41,12 +41,13 @@ class HistoryColumn(IntEnum):
     RESULT = 2
     FINISHED = 3
     DURATION = 4
-    ATTEMPTS = 5
-    REASON = 6
-    ID = 7
+    OUTPUT = 5
+    ATTEMPTS = 6
+    REASON = 7
+    ID = 8
 
 
-HISTORY_HEADERS = ("Name", "Kind", "Result", "Finished", "Duration", "Attempts", "Reason", "ID")
+HISTORY_HEADERS = ("Name", "Kind", "Result", "Finished", "Duration", "Output", "Attempts", "Reason", "ID")
 
 MIME_TASK_IDS = "application/x-taskdeck-task-ids"
 

@@ -141,6 +141,7 @@ class HistoryPane(QWidget):
             (HistoryColumn.RESULT, 150),
             (HistoryColumn.FINISHED, 135),
             (HistoryColumn.DURATION, 85),
+            (HistoryColumn.OUTPUT, 150),
             (HistoryColumn.ATTEMPTS, 80),
             (HistoryColumn.REASON, 330),
             (HistoryColumn.ID, 60),

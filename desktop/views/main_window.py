@@ -30,9 +30,12 @@ from PySide6.QtWidgets import (
 from core import KindInfo, Recovery, SubmitOutcome, TaskState
 from desktop import theme
 from desktop.bridge import Bridge, EngineStatus, TaskBatch
+from desktop.dialogs import jobs as job_dialogs
 from desktop.dialogs.common import ask, message_box
-from desktop.dialogs.new_job import NewJobDialog
+from desktop.dialogs.job_form import JobDialog
+from desktop.dialogs.new_job import NewJob, NewJobDialog
 from desktop.dialogs.settings import SettingsDialog, UiSettings
+from desktop.drops import drop_action, queue_dropped
 from desktop.files import FileTarget, file_targets
 from desktop.models.history import HistoryModel
 from desktop.models.queue import QueueModel
@@ -96,7 +99,7 @@ class MainWindow(QMainWindow):
         self._status: EngineStatus | None = None
         self._pending_splitter: QByteArray | None = None
         self._pending_content: QByteArray | None = None
-        self.new_job_dialog: NewJobDialog | None = None
+        self.new_job_dialog: NewJobDialog | JobDialog | None = None
         self.settings_dialog: SettingsDialog | None = None
         # layout
         central = QWidget()
@@ -173,6 +176,8 @@ class MainWindow(QMainWindow):
         self.action_new.setShortcut(QKeySequence.StandardKey.New)
         self.action_new.setToolTip("Add a job (Ctrl+N)")
         self.action_new.triggered.connect(lambda: self.new_job())
+        self.new_menu = job_dialogs.new_job_menu(self, self.new_job)
+        self.action_new.setMenu(self.new_menu)
         self.action_pause_all = QAction("Pause all", self)
         self.action_pause_all.setObjectName("action_pause_all")
         self.action_pause_all.setCheckable(True)
@@ -273,6 +278,7 @@ class MainWindow(QMainWindow):
         file = mb.addMenu("&File")
         file.setObjectName("menuFile")
         file.addAction(self.action_new)
+        file.addMenu(self.new_menu)
         demo = QAction("Add a &demo job…", self)
         demo.setObjectName("action_new_demo")
         demo.triggered.connect(lambda: self.new_job("demo.sleep"))
@@ -534,31 +540,54 @@ class MainWindow(QMainWindow):
     def new_job(self, kind: str | None = None) -> None:
         self.bridge.spawn(self._new_job_flow(kind), "New job")
 
-    async def _new_job_flow(self, kind: str | None) -> None:
+    async def _new_job_flow(self, kind: str | None, files: list[str] | None = None) -> None:
         kinds = self.kinds()
         last = self.settings.value("lastKind")
-        dialog = NewJobDialog(kinds, kind or (str(last) if last else None), self)
+        chosen = kind if kind is not None else (str(last) if last else None)
+        dialog: NewJobDialog | JobDialog
+        if chosen in job_dialogs.DEDICATED:  # the built-in kinds have dialogs of their own
+            dialog = await job_dialogs.make_dialog(chosen, self.bridge, kinds, self.settings, self)
+            if files and hasattr(dialog, "inputs"):
+                dialog.inputs.add(files)
+        else:
+            dialog = NewJobDialog([k for k in kinds if k.kind not in job_dialogs.DEDICATED], chosen, self)
         self.new_job_dialog = dialog
         try:
             if await ask(dialog) != NewJobDialog.DialogCode.Accepted:
                 return
             job = dialog.job()
+            if job is not None and isinstance(dialog, JobDialog):
+                job_dialogs.remember(dialog, self.settings)
         finally:
             dialog.deleteLater()
             self.new_job_dialog = None
         if job is None:
             return
+        await self._submit_job(job)
+
+    async def _submit_job(self, job: NewJob) -> None:
         self.settings.setValue("lastKind", job.kind)
         res = await self.bridge.submit(
-            job.kind, job.payload, priority=job.priority, label=job.label, group=job.group
+            job.kind, job.payload, priority=job.priority, label=job.label, group=job.group, key=job.key
         )
+        if res.outcome in (SubmitOutcome.DUPLICATE, SubmitOutcome.REJECTED):
+            self.toast.show_message(f"“{job.label or job.kind}” is already in the queue", ms=4000)
+            return
         self.statusBar().showMessage(f"Added job #{res.id} ({job.label or job.kind})", 4000)
 
     def add_files(self, paths: list[str]) -> None:
         self.bridge.spawn(self._add_files(paths), "Add files")
 
     async def _add_files(self, paths: list[str]) -> None:
+        action = drop_action(self.settings)
+        if action is not None:  # the user chose what dropped files become (a preset, a target)
+            done = await queue_dropped(self.bridge, action, paths, self.settings)
+            self._dropped_message(len(done.added), done.duplicates, done.refused)
+            return
         targets = file_targets(self.kinds())
+        if not targets and any(k.kind == "resize.images" for k in self.kinds()):
+            await self._new_job_flow("resize.images", paths)  # ux Q-02: the resize dialog, prefilled
+            return
         if not targets:
             self.toast.show_message(
                 "No installed kind of job takes files yet (photo resizing and uploads come with "
@@ -577,7 +606,12 @@ class MainWindow(QMainWindow):
                 dupes.append(os.path.basename(p) or p)
             else:
                 added += 1
-        if dupes:
+        self._dropped_message(added, dupes, [])
+
+    def _dropped_message(self, added: int, dupes: list[str], refused: list[str]) -> None:
+        if refused:
+            self.toast.show_message("Not queued: " + "; ".join(refused[:3]), ms=8000)
+        elif dupes:
             what = f"“{dupes[0]}” is" if len(dupes) == 1 else f"{len(dupes)} files are"
             self.toast.show_message(f"{what} already in the queue", ms=4000)
         elif added:

@@ -222,8 +222,7 @@ def open_app(
         Options(
             profile=profile_dir,
             config=config or EngineConfig(max_concurrency=4),
-            setup=kinds.register,
-            **options,
+            **{"setup": kinds.register, **options},  # setup=None: the built-in kinds only
         ),
         profile,
     )
@@ -233,6 +232,25 @@ def open_app(
     assert h.run(app.open())
     h.wait(lambda: h.window.queue_model.is_loaded)
     return h
+
+
+@pytest.fixture(scope="session")
+def _xdg_open_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    stub = tmp_path_factory.mktemp("xdg-bin")
+    (stub / "xdg-open").write_text('#!/bin/sh\necho "$1" >> "$TASKDECK_XDG_LOG"\n')
+    (stub / "xdg-open").chmod(0o755)
+    return stub
+
+
+@pytest.fixture
+def xdg_open(_xdg_open_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A stub `xdg-open` first on PATH that logs its argument to the returned file (ux Q-18).
+    One stub for the session: Qt looks the launcher up once per process and keeps its
+    full path, so a stub in each test's own folder would only be found by the first."""
+    log = tmp_path / "xdg-open.log"
+    monkeypatch.setenv("PATH", f"{_xdg_open_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("TASKDECK_XDG_LOG", str(log))
+    return log
 
 
 @pytest.fixture

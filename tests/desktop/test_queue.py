@@ -291,15 +291,10 @@ def test_Q17_parts_roll_up_under_their_parent(gui: Harness) -> None:
     gui.wait_text(parent, "Completed")
 
 
-def test_Q18_open_output_folder_opens_the_job_folder(gui: Harness, tmp_path: Path, monkeypatch) -> None:
+def test_Q18_open_output_folder_opens_the_job_folder(gui: Harness, tmp_path: Path, xdg_open: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
-    log = tmp_path / "xdg.log"
-    stub = tmp_path / "bin"
-    stub.mkdir()
-    (stub / "xdg-open").write_text(f'#!/bin/sh\necho "$1" >> {log}\n')
-    (stub / "xdg-open").chmod(0o755)
-    monkeypatch.setenv("PATH", f"{stub}:{__import__('os').environ['PATH']}")
+    log = xdg_open
     tid = gui.submit("test.gate", {"gate": "q18", "output_dir": str(out)}, label="resize")
     gui.open_gate("q18")
     gui.wait_text(tid, "Completed")

@@ -1,0 +1,299 @@
+"""The dedicated New-job dialogs: inline checks that name the field and disable Add to
+queue, presets and saved targets that round-trip through the database, the credentials
+entry with a keyring and without one; each submits through the window to a real engine."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtWidgets import QApplication, QInputDialog
+
+from core.jobs import presets
+from core.jobs.net import credentials
+from desktop import targets
+from desktop.dialogs.local_jobs import CommandDialog, CopyDialog, ResizeDialog
+from desktop.dialogs.net_jobs import CredentialsDialog, DownloadDialog, UploadDialog
+from desktop.models.roles import QueueColumn
+from tests.desktop.conftest import Harness
+from tests.net.servers import DavServer, FileServer, MotoServer
+
+WEB = "Web 1600px JPEG q85"
+
+
+def open_dialog(gui: Harness, kind: str, cls: type) -> Any:
+    gui.window.new_job(kind)
+    gui.wait(lambda: isinstance(gui.window.new_job_dialog, cls) and gui.window.new_job_dialog.isVisible())
+    dialog = gui.window.new_job_dialog
+    shots = os.environ.get("TASKDECK_DIALOG_SHOTS")  # look at them: /tmp/dlg-<kind>.png
+    if shots:
+        dialog.grab().save(os.path.join(shots, f"dlg-{kind}.png"))
+    return dialog
+
+
+def only_row(gui: Harness) -> int:
+    gui.wait(lambda: len(gui.window.queue_model.top_level_ids()) == 1)
+    return gui.window.queue_model.top_level_ids()[0]
+
+
+def test_given_the_resize_dialog_when_fields_are_wrong_then_add_is_disabled_and_the_field_says_why(
+    gui: Harness, photos: dict[str, Path], tmp_path: Path
+) -> None:
+    d = open_dialog(gui, "resize.images", ResizeDialog)
+    assert not d.ok.isEnabled()
+    assert d.error_text("inputs") == "add photos or folders to resize"
+    d.inputs.add([str(photos["small"])])
+    assert d.error_text("output_dir") == "choose a folder for the resized copies" and not d.ok.isEnabled()
+    d.output.setText(str(tmp_path / "out"))
+    assert d.ok.isEnabled()
+    d.inputs.add([str(tmp_path / "missing.jpg")])
+    assert d.error_text("inputs").startswith("no such file or folder") and not d.ok.isEnabled()
+    d.inputs.set_paths([str(photos["big"])])
+    assert d.ok.isEnabled() and d.error_text("inputs") == ""
+    assert d.preview.text() == "big.jpg: 4000×3000 → 4000×3000"
+    d.choose_preset(WEB)
+    assert (d.max_width.value(), d.max_height.value(), d.format.currentData()) == (1600, 1600, "jpeg")
+    assert d.strip.isChecked() and d.quality.value() == 85
+    assert d.preview.text() == "big.jpg: 4000×3000 → 1600×1200"
+    d.name_pattern.setText("../{stem}{ext}")
+    assert not d.ok.isEnabled() and "without /" in d.error_text("name_pattern")
+    d.name_pattern.setText("{nope}.jpg")
+    assert d.error_text("name_pattern").startswith("unknown field {nope}")
+    d.name_pattern.setText("")
+    assert d.ok.isEnabled()
+    job = d.job()
+    assert job.payload["preset"] == WEB and job.payload["max_width"] == 1600
+    assert job.label == f"big.jpg — {WEB}"
+    d.quality.setValue(70)  # no longer the preset: the payload does not claim it
+    assert "preset" not in d.job().payload
+    d.reject()
+
+
+def test_given_options_when_saved_as_a_preset_then_the_database_has_it_and_delete_removes_it(
+    gui: Harness,
+) -> None:
+    d = open_dialog(gui, "resize.images", ResizeDialog)
+    d.choose_preset(WEB)
+    d.quality.setValue(70)
+    assert not d.delete_preset.isEnabled()  # built-in presets cannot be deleted
+    d.save_preset.click()
+    box: list[QInputDialog] = []
+    gui.wait(
+        lambda: (
+            box.extend(
+                w
+                for w in QApplication.topLevelWidgets()
+                if w.objectName() == "presetNameDialog" and w.isVisible()
+            )
+            or box
+        )
+    )
+    box[0].setTextValue("Web q70")
+    box[0].accept()
+    gui.wait(lambda: d.preset_name() == "Web q70")
+    saved = {p.name: p for p in gui.run(presets.list_presets(gui.engine, "resize.images"))}
+    assert saved["Web q70"].options["quality"] == 70 and saved["Web q70"].options["max_width"] == 1600
+    assert not saved["Web q70"].builtin
+    assert d.delete_preset.isEnabled()
+    d.delete_preset.click()
+    gui.wait(lambda: d.preset.findData("Web q70") < 0)
+    names = [p.name for p in gui.run(presets.list_presets(gui.engine, "resize.images"))]
+    assert "Web q70" not in names and WEB in names
+    d.reject()
+
+
+def test_given_the_command_dialog_when_a_secret_is_typed_into_env_then_it_is_refused_and_a_shell_line_runs(
+    gui: Harness, tmp_path: Path, monkeypatch: Any
+) -> None:
+    monkeypatch.setenv("API_TOKEN", "from-the-environment")  # the worker is this process
+    d = open_dialog(gui, "command.run", CommandDialog)
+    assert "shell" in d.shell.text() and "/bin/sh -c" in d.shell.text()
+    d.command.setText("echo 'hello world'")
+    assert d.argv_preview.text() == "'echo' · 'hello world'"
+    assert d.ok.isEnabled()
+    d.env.setPlainText("API_TOKEN=abc123")
+    assert not d.ok.isEnabled() and "looks like a secret" in d.error_text("env")
+    d.env.setPlainText("API_TOKEN=$API_TOKEN\nGREETING=hi")
+    assert d.ok.isEnabled()
+    d.progress.setText("(")
+    assert "not a valid regular expression" in d.error_text("progress_regex")
+    d.progress.setText(r"(\d+)%")
+    d.command.setText("echo 'a b")
+    assert d.error_text("argv").startswith("cannot split it into arguments")
+    d.shell.setChecked(True)
+    d.command.setText(f"echo 50% > {tmp_path}/out.txt && echo done")
+    d.cwd.setText(str(tmp_path / "nowhere"))
+    assert d.error_text("cwd").startswith("no such folder")
+    d.cwd.setText(str(tmp_path))
+    job = d.job()
+    assert job.payload["argv"] == [f"echo 50% > {tmp_path}/out.txt && echo done"] and job.payload["shell"]
+    d.ok.click()
+    tid = only_row(gui)
+    gui.wait_text(tid, "Completed")
+    assert (tmp_path / "out.txt").read_text() == "50%\n"
+
+
+def test_given_the_copy_dialog_when_the_destination_is_inside_the_source_then_it_says_so_then_previews_and_syncs(
+    gui: Harness, tmp_path: Path
+) -> None:
+    src = tmp_path / "src"
+    (src / "inner").mkdir(parents=True)
+    (src / "a b.txt").write_text("x")
+    d = open_dialog(gui, "files.copy", CopyDialog)
+    d.source.setText(str(src))
+    d.destination.setText(str(src / "inner"))
+    assert not d.ok.isEnabled() and d.error_text("destination").startswith("is inside the source folder")
+    assert not d.preview_button.isEnabled()
+    (tmp_path / "dst").mkdir()
+    (tmp_path / "dst" / "a b.txt").write_text("x")
+    (tmp_path / "dst" / "old.txt").write_text("gone")
+    d.destination.setText(str(tmp_path / "dst"))
+    assert d.ok.isEnabled() and not d.delete.isEnabled()
+    d.preview_button.click()
+    gui.wait(lambda: d.preview_summary.text() not in ("", "listing…"))
+    shown = [d.preview_list.item(i).text() for i in range(d.preview_list.count())]
+    assert shown == ["update: a b.txt"] and d.preview_summary.text() == "1 change, 0 unchanged"
+    d.mode.setCurrentIndex(d.mode.findData("sync"))
+    assert d.delete.isEnabled()
+    d.delete.setChecked(True)
+    d.preview_summary.clear()
+    d.preview_button.click()
+    gui.wait(lambda: d.preview_summary.text() not in ("", "listing…"))
+    shown = [d.preview_list.item(i).text() for i in range(d.preview_list.count())]
+    assert shown == ["update: a b.txt", "delete: old.txt"], shown
+    assert (tmp_path / "dst" / "old.txt").exists()  # a preview changes nothing
+    d.ok.click()
+    tid = only_row(gui)
+    gui.wait_text(tid, "Completed")
+    assert (tmp_path / "dst" / "a b.txt").read_text() == "x"
+    assert not (tmp_path / "dst" / "old.txt").exists()
+
+
+def test_given_the_download_dialog_when_fields_are_wrong_then_each_names_its_problem(
+    gui: Harness, tmp_path: Path
+) -> None:
+    d = open_dialog(gui, "download.http", DownloadDialog)
+    d.url.setText("ftp://example.com/a.zip")
+    assert d.error_text("url") == "must start with http:// or https://"
+    d.url.setText("http://127.0.0.1:9/a.zip")
+    d.output.setText(str(tmp_path / "missing"))
+    assert d.error_text("output_dir").endswith("is not an existing folder") and not d.ok.isEnabled()
+    d.output.setText(str(tmp_path))
+    assert d.ok.isEnabled()
+    d.sha256.setText("abc")
+    assert d.error_text("sha256") == "must be 64 hex digits (0-9, a-f); it has 3 characters"
+    d.sha256.setText("A" * 64)
+    job = d.job()
+    assert job.payload["sha256"] == "a" * 64 and job.group == "127.0.0.1:9"
+    assert job.key and job.label == "a.zip ← 127.0.0.1:9"
+    d.reject()
+
+
+def test_given_a_saved_target_when_the_upload_dialog_reopens_then_it_is_chosen_and_no_secret_is_stored(
+    gui: Harness, keyring_file: Path, moto: MotoServer, s3: Any, bucket: str, tmp_path: Path
+) -> None:
+    (tmp_path / "a.bin").write_bytes(b"abc" * 100)
+    d = open_dialog(gui, "upload.s3", UploadDialog)
+    d.inputs.add([str(tmp_path / "a.bin")])
+    d.target_name.setText("Photos bucket")
+    d.endpoint.setText(moto.url)
+    assert d.error_text("bucket") == "name the bucket" and not d.ok.isEnabled()
+    d.bucket.setText(bucket)
+    d.prefix.setText("trip/")
+    d.set_secret.click()
+    gui.wait(lambda: d.credentials_dialog is not None and d.credentials_dialog.isVisible())
+    cred: CredentialsDialog = d.credentials_dialog
+    assert cred.save.isEnabled() and not cred.message.isVisible()
+    cred.entry.setText("photos-key")
+    cred.first.setText("testing")
+    cred.second.setText("SECRETVALUE123")
+    cred.save.click()
+    gui.wait(lambda: d.credentials.text() == "photos-key")
+    assert credentials.load("photos-key") == credentials.S3Credentials(
+        access_key_id="testing", secret_access_key="SECRETVALUE123"
+    )
+    d.save_target.click()
+    gui.wait(lambda: d.target.currentData() == "Photos bucket")
+    stored = gui.engine.get_setting(targets.SETTING)
+    assert stored["Photos bucket"] == {
+        "kind": "s3",
+        "endpoint_url": moto.url,
+        "bucket": bucket,
+        "prefix": "trip/",
+        "credentials": "photos-key",
+    }
+    assert "SECRETVALUE123" not in json.dumps(stored)
+    assert d.ok.isEnabled()
+    d.ok.click()
+    tid = only_row(gui)
+    gui.wait_text(tid, "Completed")
+    assert s3.get_object(Bucket=bucket, Key="trip/a.bin")["Body"].read() == b"abc" * 100
+    assert gui.text(tid, QueueColumn.NAME) == f"a.bin → s3://{bucket}/trip/"
+    d2 = open_dialog(gui, "upload.s3", UploadDialog)
+    assert d2.target.currentData() == "Photos bucket"
+    assert (d2.bucket.text(), d2.prefix.text(), d2.credentials.text()) == (bucket, "trip/", "photos-key")
+    d2.type.setCurrentIndex(3)  # WebDAV: the S3 rows go, the address row comes
+    assert d2.url.isVisibleTo(d2) and not d2.bucket.isVisibleTo(d2)
+    assert d2.error_text("url") == "type the address to upload to"
+    d2.url.setText("http://user:pw@example.com/dav/")
+    d2.inputs.add([str(tmp_path / "a.bin")])
+    assert "without user:password" in d2.error_text("url")
+    d2.reject()
+
+
+def test_given_no_keyring_when_a_secret_is_to_be_kept_then_the_dialog_says_what_to_do_instead(
+    gui: Harness, no_keyring: None
+) -> None:
+    d = open_dialog(gui, "upload.s3", UploadDialog)
+    d.set_secret.click()
+    gui.wait(lambda: d.credentials_dialog is not None and d.credentials_dialog.isVisible())
+    cred = d.credentials_dialog
+    assert cred.message.isVisible() and cred.message.text().startswith("No keyring is available")
+    assert "“env”" in cred.message.text() and not cred.save.isEnabled()
+    cred.reject()
+    d.reject()
+
+
+def test_given_a_webdav_target_when_a_folder_is_uploaded_from_the_dialog_then_it_lands_on_the_server(
+    gui: Harness, dav: DavServer, dav_root: Path, tmp_path: Path
+) -> None:
+    album = tmp_path / "album"
+    (album / "may").mkdir(parents=True)
+    (album / "may" / "one.jpg").write_bytes(b"1" * 500)
+    (album / "two.jpg").write_bytes(b"2" * 700)
+    d = open_dialog(gui, "upload.http", UploadDialog)
+    d.type.setCurrentIndex(3)  # WebDAV
+    d.inputs.add([str(album)])
+    d.url.setText(dav.url + "/photos/one-file")
+    assert "end it with '/'" in d.error_text("url") and not d.ok.isEnabled()  # a folder needs a folder URL
+    d.url.setText(dav.url + "/photos/")
+    assert d.ok.isEnabled()
+    d.ok.click()
+    tid = only_row(gui)
+    gui.wait_text(tid, "Completed")
+    assert (dav_root / "photos" / "album" / "may" / "one.jpg").read_bytes() == b"1" * 500
+    assert (dav_root / "photos" / "album" / "two.jpg").read_bytes() == b"2" * 700
+    assert "MKCOL" in dav.methods()
+
+
+def test_given_a_download_with_its_sha256_when_added_from_the_dialog_then_the_checked_file_is_saved(
+    gui: Harness, files: FileServer, tmp_path: Path
+) -> None:
+    import hashlib
+
+    data = os.urandom(300_000)
+    files.add("/files/report.pdf", data)
+    out = tmp_path / "downloads"
+    out.mkdir()
+    d = open_dialog(gui, "download.http", DownloadDialog)
+    d.url.setText(files.url + "/files/report.pdf")
+    d.output.setText(str(out))
+    d.sha256.setText(hashlib.sha256(data).hexdigest().upper())
+    d.ok.click()
+    tid = only_row(gui)
+    gui.wait_text(tid, "Completed")
+    assert (out / "report.pdf").read_bytes() == data
+    assert gui.text(tid, QueueColumn.NAME).startswith("report.pdf ← 127.0.0.1:")
+    assert gui.window.settings.value("downloadFolder") == str(out)  # remembered for next time
