@@ -70,18 +70,18 @@ def test_Q15_rows_waiting_for_a_busy_disk_say_why_and_the_status_bar_counts_them
     w = h.window
     peak = [0]
 
-    def deferred_shown() -> bool:
+    def all_deferred() -> bool:
         peak[0] = max(peak[0], running(h))
-        return w.deferred_label.isVisible() and w.deferred_label.text().endswith("deferred — disk busy")
+        waiting = [i for i in ids if h.text(i) == "Waiting — disk busy (deferred)"]
+        return len(waiting) == 19 and w.deferred_label.text() == "19 deferred — disk busy"
 
-    h.wait(deferred_shown)
+    h.wait(all_deferred)  # one runs (no task may starve), the other 19 wait for the disk
+    assert w.deferred_label.isVisible()
+    assert peak[0] <= 1 and running(h) == 1
     waiting = [i for i in ids if h.text(i) == "Waiting — disk busy (deferred)"]
-    assert len(waiting) >= 19 - 1  # one runs (no task may be starved), the rest wait
-    assert peak[0] <= 1 and running(h) <= 1
     tip = tooltip(h, waiting[0])
     assert tip.startswith("Waiting — disk busy (deferred)\nThe disk is busy: disk write at ")
     assert "of its capacity (20 MB/s)" in tip and "starts this one by itself" in tip
-    assert w.deferred_label.text() == f"{len(waiting)} deferred — disk busy"
     assert "wait for resources" in w.deferred_label.toolTip()
     # the disk frees: the rows start and the notice goes
     disk.rates["disk_write"] = 0.0
