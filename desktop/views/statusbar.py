@@ -5,13 +5,14 @@ second for them and the resources view."""
 from __future__ import annotations
 
 import logging
+import math
 from collections import deque
 from collections.abc import Iterable
 from datetime import datetime, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from PySide6.QtCore import QObject, QSettings, QTimer, Signal
-from PySide6.QtGui import QAction
+from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QColor, QIcon, QPainter, QPalette, QPen, QPixmap
 from PySide6.QtWidgets import QLabel, QMenu, QToolButton, QWidget
 
 from core import BandwidthStatus, TaskRecord, TaskState
@@ -129,6 +130,30 @@ def limit_mode(status: BandwidthStatus, now: datetime) -> tuple[str, str, bool]:
     )
 
 
+def gauge_icon(limited: bool, color: QColor, size: int = 16) -> QIcon:
+    """A speedometer: the needle low and a bar under it when limited, flat out when not."""
+    pix = QPixmap(size * 2, size * 2)  # drawn at 2x, for high-DPI screens too
+    pix.setDevicePixelRatio(2.0)
+    pix.fill(Qt.GlobalColor.transparent)
+    p = QPainter(pix)
+    try:
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        pen = QPen(color, 1.6)
+        pen.setCapStyle(Qt.PenCapStyle.RoundCap)
+        p.setPen(pen)
+        arc = QRectF(2, 3, size - 4, size - 4)
+        p.drawArc(arc, 0, 180 * 16)
+        centre = arc.center()
+        angle = math.radians(145 if limited else 25)
+        r = arc.width() / 2 - 1.5
+        p.drawLine(centre, QPointF(centre.x() + r * math.cos(angle), centre.y() - r * math.sin(angle)))
+        if limited:
+            p.drawLine(QPointF(3, size - 2.5), QPointF(size - 3, size - 2.5))
+    finally:
+        p.end()
+    return QIcon(pix)
+
+
 class BandwidthToggle(QToolButton):
     """The status bar's bandwidth-limit switch. Click: limit on or off (a scheduled limit
     is lifted, or imposed, until the schedule's next change; an override is ended); the
@@ -143,6 +168,7 @@ class BandwidthToggle(QToolButton):
         self.status: BandwidthStatus | None = None
         self.setCheckable(True)
         self.setAutoRaise(True)
+        self.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         self.setPopupMode(QToolButton.ToolButtonPopupMode.MenuButtonPopup)
         menu = QMenu(self)
         menu.setObjectName("bandwidthMenu")
@@ -183,6 +209,16 @@ class BandwidthToggle(QToolButton):
             self.setProperty("limited", limited)
             self.style().unpolish(self)
             self.style().polish(self)
+            self._update_icon()
+
+    def _update_icon(self) -> None:
+        limited = bool(self.property("limited"))
+        self.setIcon(gauge_icon(limited, self.palette().color(QPalette.ColorRole.ButtonText)))
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.StyleChange):
+            self._update_icon()  # a theme switch: the needle takes the new text colour
 
     def toggle_limit(self) -> None:
         status = self.status

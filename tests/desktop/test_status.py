@@ -97,6 +97,7 @@ def test_A14_limit_toggle_shows_its_mode_in_text_colour_and_tooltip(make_app: An
     assert toggle.text() == "Unlimited" and not toggle.isChecked()
     assert toggle.toolTip().startswith("Bandwidth: unlimited.")
     plain = toggle.grab().toImage().pixelColor(QPoint(3, toggle.height() // 2))
+    unlimited_icon = toggle.icon().pixmap(16).toImage()
 
     toggle.click()
     h.wait(lambda: h.engine.bandwidth().limit == 500_000)
@@ -106,6 +107,7 @@ def test_A14_limit_toggle_shows_its_mode_in_text_colour_and_tooltip(make_app: An
     accent = toggle.grab().toImage().pixelColor(QPoint(3, toggle.height() // 2))
     expected = QColor("#1d5fbf") if theme.current() == "light" else QColor("#7fb0ff")
     assert accent.name() == expected.name() != plain.name()
+    assert toggle.icon().pixmap(16).toImage() != unlimited_icon  # the gauge's needle drops
 
     toggle.click()
     h.wait(lambda: h.engine.bandwidth().limit is None)
