@@ -139,10 +139,12 @@ class ResourcesView(QFrame):
         self.note.setWordWrap(True)
         grid.addWidget(self.note, len(RESOURCE_NAMES) + 2, 0, 1, 3)
         monitor.sampled.connect(self.show_sample)
-        if monitor.last is not None:
-            self.show_sample(monitor.last)
 
     def show_sample(self, sample: ResourceSample) -> None:
+        if self.isVisible():  # hidden, it is filled when shown (the monitor keeps the history)
+            self.fill(sample)
+
+    def fill(self, sample: ResourceSample) -> None:
         history = list(self.monitor.history) or [sample]
         self.values["pressure"].setText(pressure_text(sample))
         self.lines["pressure"].set_values([s.pressure for s in history])
@@ -176,12 +178,15 @@ class ResourcesButton(QToolButton):
         text = f"IO {busiest:.0%}" if sample.live else "Resources"
         if sample.live and sample.pressure > 0:
             text += f" · pressure {sample.pressure:.0%}"
-        self.setText(text)
+        if self.text() != text:
+            self.setText(text)
 
     def open_view(self) -> None:
         if self.view is None:
             self.view = ResourcesView(self.monitor, self)
         view = self.view
+        if self.monitor.last is not None:
+            view.fill(self.monitor.last)
         view.adjustSize()
         below = self.mapToGlobal(self.rect().topLeft())
         view.move(below.x() + self.width() - view.width(), below.y() - view.height() - 4)

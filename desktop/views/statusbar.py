@@ -8,7 +8,7 @@ import logging
 import math
 from collections import deque
 from collections.abc import Iterable
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, QSettings, Qt, QTimer, Signal
@@ -200,12 +200,16 @@ class BandwidthToggle(QToolButton):
             text, tip, limited = "Unlimited", "Bandwidth: unlimited.", False
         else:
             text, tip, limited = limit_mode(status, now or datetime.now().astimezone())
+        # only what changed: this runs every second (and PySide 6.12 on Python 3.11 drops a
+        # reference to None on every call of a void method, see the report on issue #10)
         if self.text() != text:
             self.setText(text)
-        self.setToolTip(tip)
-        self.setAccessibleDescription(tip)
-        self.setChecked(limited)
-        if self.property("limited") != limited:
+        if self.toolTip() != tip:
+            self.setToolTip(tip)
+            self.setAccessibleDescription(tip)
+        if self.isChecked() != limited:
+            self.setChecked(limited)
+        if self.property("limited") is not limited:
             self.setProperty("limited", limited)
             self.style().unpolish(self)
             self.style().polish(self)
@@ -229,7 +233,9 @@ class BandwidthToggle(QToolButton):
             # back to the stored base limit (and the schedule): the override ends
             self.bridge.spawn(self.bridge.set_bandwidth_limit(status.base), "Bandwidth limit")
         elif status.source == "schedule":
-            until = schedule_change(status, now)
+            # until the schedule next changes (an hour if it never does, so the stored base
+            # limit is never replaced by a click meant as temporary)
+            until = schedule_change(status, now) or now + timedelta(hours=1)
             value = None if status.limit is not None else self.chosen_limit()
             self.bridge.spawn(self.bridge.set_bandwidth_limit(value, until=until), "Bandwidth limit")
         elif status.limit is not None:
@@ -265,10 +271,14 @@ class ResourceMonitor(QObject):
         self._timer.setInterval(SAMPLE_MS)
         self._timer.timeout.connect(self.sample)
         self._timer.start()
-        bridge.status_changed.connect(lambda _status: self.sample())
+        # a bound slot, not a lambda: Qt drops the connection when the monitor is deleted
+        bridge.status_changed.connect(self._status_changed)
 
     def stop(self) -> None:
         self._timer.stop()
+
+    def _status_changed(self, _status: object) -> None:
+        self.sample()  # a limit changed: show it now, not at the next tick
 
     def sample(self) -> None:
         if self.bridge.closed:
@@ -303,17 +313,20 @@ class DeferralLabel(QLabel):
                 why[what] = why.get(what, 0) + 1
         n = sum(why.values())
         if not n:
-            self.hide()
-            self.setText("")
+            if not self.isHidden():
+                self.hide()
+                self.setText("")
             return
         main = max(why, key=lambda k: why[k])
         text = f"{n} deferred — {main}"
-        self.setText(text)
         details = ", ".join(f"{c} by {w}" for w, c in sorted(why.items(), key=lambda kv: -kv[1]))
         tip = (
             f"{n} queued job{'s' if n != 1 else ''} wait{'s' if n == 1 else ''} for resources ({details}); "
             "they start by themselves when there is room. Hover a row for its reason."
         )
-        self.setToolTip(tip)
-        self.setAccessibleDescription(tip)
-        self.show()
+        if self.text() != text or self.toolTip() != tip:
+            self.setText(text)
+            self.setToolTip(tip)
+            self.setAccessibleDescription(tip)
+        if self.isHidden():
+            self.show()

@@ -10,7 +10,7 @@ from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QColor
 
 from core import BandwidthStatus, EngineConfig, IoBudget, Priority, TaskRecord, TaskState
-from core.resources import RESOURCES
+from core.resources import RESOURCES, PressureSource
 from desktop import theme
 from desktop.models.roles import QueueColumn
 from desktop.views.resources import Sparkline
@@ -213,3 +213,21 @@ def test_sparkline_puts_the_newest_value_at_the_right_edge(qtbot: Any) -> None:
     first, last = line.points()
     assert last.x() == 160 and last.y() == 2  # full: the top
     assert first.y() == 30 and first.x() < last.x()
+
+
+def test_resources_view_shows_pressure_and_io_against_capacity_with_a_live_line(make_app: Any) -> None:
+    disk = FakeDisk(disk_write=15 * MB)
+    memory = PressureSource("memory", lambda: 0.8)
+    h = make_app(EngineConfig(resource_sampler=disk, pressure_sources=(memory,)))
+    h.run(h.engine.set_io_capacity("disk_write", 20 * MB))
+    w = h.window
+    h.wait(lambda: w.monitor.last is not None and w.monitor.last.pressure == 0.8 and disk.calls >= 2)
+    w.resources_button.open_view()
+    view = w.resources_button.view
+    assert view is not None and view.isVisible()
+    h.wait(lambda: view.values["disk_write"].text() == "15 MB/s of 20 MB/s (set) (75 %)")
+    assert view.values["pressure"].text() == "80% (memory)"
+    h.wait(lambda: len(view.lines["disk_write"].values) >= 2)
+    assert view.lines["disk_write"].values[-1] == 0.75 and view.lines["pressure"].values[-1] == 0.8
+    assert w.resources_button.text() == "IO 75% · pressure 80%"
+    view.hide()
