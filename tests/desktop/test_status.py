@@ -231,3 +231,25 @@ def test_resources_view_shows_pressure_and_io_against_capacity_with_a_live_line(
     assert view.lines["disk_write"].values[-1] == 0.75 and view.lines["pressure"].values[-1] == 0.8
     assert w.resources_button.text() == "IO 75% · pressure 80%"
     view.hide()
+
+
+def test_Q15_pressure_and_rate_limits_are_deferrals_too(make_app: Any) -> None:
+    level = {"memory": 0.0}
+    memory = PressureSource("memory", lambda: level["memory"])
+    h = make_app(EngineConfig(resource_sampler=FakeDisk(), pressure_sources=(memory,)))
+    w = h.window
+    h.run(h.engine.set_rate_limit("kind:test.gate", 0.001, burst=1))
+    first = h.submit("test.gate", {"gate": "q15b"}, label="first")
+    second = h.submit("test.gate", {"gate": "q15b"}, label="second")
+    h.wait_text(first, "Running")
+    h.wait_text(second, "Waiting — rate limit (deferred)")
+    assert "start-rate limit" in tooltip(h, second)
+    h.run(h.engine.set_rate_limit("kind:test.gate", None))
+    level["memory"] = 0.9
+    h.wait(lambda: h.engine.pressure[0] == 0.9)  # the next sample has read it
+    third = h.submit("test.quick", None, label="third")  # normal priority: waits under pressure
+    h.wait_text(third, "Waiting — memory pressure (deferred)")
+    assert "under memory pressure (90%)" in tooltip(h, third)
+    h.wait(lambda: w.deferred_label.text().endswith("deferred — memory pressure"))
+    level["memory"] = 0.0
+    h.wait_text(third, "Completed")
