@@ -200,8 +200,8 @@ class BandwidthToggle(QToolButton):
             text, tip, limited = "Unlimited", "Bandwidth: unlimited.", False
         else:
             text, tip, limited = limit_mode(status, now or datetime.now().astimezone())
-        # only what changed: this runs every second (and PySide 6.12 on Python 3.11 drops a
-        # reference to None on every call of a void method, see the report on issue #10)
+        # only what changed: this runs every second (PySide6 6.12.0 on Python 3.11 even
+        # dropped a reference to None per call of a void method; pyproject.toml excludes it)
         if self.text() != text:
             self.setText(text)
         if self.toolTip() != tip:
