@@ -53,9 +53,11 @@ $(VENV)/.package: $(VENV)/.installed
 package: $(VENV)/.package
 	$(BIN)/pyinstaller --noconfirm --clean --log-level WARN --distpath dist --workpath build/pyinstaller \
 		packaging/taskdeck.spec
-	mkdir -p dist/taskdeck/share/applications dist/taskdeck/share/icons/hicolor/scalable/apps
+	mkdir -p dist/taskdeck/share/applications dist/taskdeck/share/icons/hicolor/scalable/apps \
+		dist/taskdeck/share/icons/hicolor/256x256/apps
 	cp packaging/taskdeck.desktop dist/taskdeck/share/applications/
 	cp packaging/taskdeck.svg dist/taskdeck/share/icons/hicolor/scalable/apps/
+	cp packaging/taskdeck.png dist/taskdeck/share/icons/hicolor/256x256/apps/
 	@du -sh dist/taskdeck
 
 # Starts the built bundle under Xvfb with a temporary profile and waits (time-boxed) for
