@@ -17,7 +17,8 @@ QT_DEBS   := libxcb-cursor0 libxkbcommon-x11-0 libxkbcommon0 libxcb-icccm4 libxc
 	libxcb-sync1 libxcb-shm0 libxcb-xinerama0 libx11-xcb1 libgl1 libegl1 libfontconfig1 libdbus-1-3
 TEST_DEBS := xvfb xauth openbox trayer dbus-daemon
 
-.PHONY: run test bench bench-deps lint typecheck clean venv system-deps system-deps-test screenshots
+.PHONY: run test bench bench-deps lint typecheck clean venv system-deps system-deps-test screenshots \
+	package package-check
 
 $(VENV)/.installed: pyproject.toml
 	@test -n "$(PYTHON_FOR_VENV)" || { echo "Taskdeck needs Python 3.11 or newer on PATH." >&2; exit 1; }
@@ -45,6 +46,27 @@ test: venv system-deps-test
 screenshots: venv system-deps-test
 	xvfb-run -a -s "-screen 0 1600x1000x24" $(BIN)/python -m tests.desktop.screenshots docs/screenshots
 
+# A one-folder Linux bundle in dist/taskdeck/ (PyInstaller, packaging/taskdeck.spec), with
+# packaging/taskdeck.desktop and the icon beside it. Not part of `make test`.
+$(VENV)/.package: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[package]'
+	@touch $@
+
+package: $(VENV)/.package
+	$(BIN)/pyinstaller --noconfirm --clean --log-level WARN --distpath dist --workpath build/pyinstaller \
+		packaging/taskdeck.spec
+	mkdir -p dist/taskdeck/share/applications dist/taskdeck/share/icons/hicolor/scalable/apps \
+		dist/taskdeck/share/icons/hicolor/256x256/apps
+	cp packaging/taskdeck.desktop dist/taskdeck/share/applications/
+	cp packaging/taskdeck.svg dist/taskdeck/share/icons/hicolor/scalable/apps/
+	cp packaging/taskdeck.png dist/taskdeck/share/icons/hicolor/256x256/apps/
+	@du -sh dist/taskdeck
+
+# Starts the built bundle under Xvfb with a temporary profile and waits (time-boxed) for
+# the window's ready line in its log.
+package-check: system-deps-test
+	packaging/check_bundle.sh dist/taskdeck 90
+
 # rsync is the peer of the sync benchmark (tests/bench/bench_jobs.py): installed when
 # missing (as root, with apt-get); otherwise that one figure is reported as missing.
 bench-deps:
@@ -67,4 +89,4 @@ typecheck: venv
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -103,6 +103,18 @@ class EngineStatus:
     retention_days: float | None
 
 
+@dataclass(frozen=True, slots=True)
+class ResourceSample:
+    """One reading of what dispatch weighs besides slots (the resources view and the status
+    bar show it). Attached to a worker, only stored settings are known: `live` is False."""
+
+    live: bool
+    pressure: float
+    pressure_source: str | None
+    io: dict[str, dict[str, float]]  # per resource: measured, used, capacity (bytes/s)
+    bandwidth: BandwidthStatus | None
+
+
 class Bridge(QObject):
     """Between the engine (or a Client attached to a worker) and the Qt models.
 
@@ -402,6 +414,44 @@ class Bridge(QObject):
             retention_keep=s.get("retention_keep", 10_000),
             retention_days=s.get("retention_days", 90.0),
         )
+
+    def resource_sample(self) -> ResourceSample:
+        """Pressure, IO and the bandwidth limit now (cheap: no per-task work)."""
+        backend = self.backend
+        try:
+            bandwidth: BandwidthStatus | None = backend.bandwidth()
+        except TaskdeckError:
+            bandwidth = None
+        if isinstance(backend, Engine):
+            pressure, source = backend.pressure
+            return ResourceSample(True, pressure, source, backend.io_status(), bandwidth)
+        try:
+            caps = backend.io_capacity()
+        except TaskdeckError:
+            caps = {}
+        io = {r: {"measured": 0.0, "used": 0.0, "capacity": float(c)} for r, c in caps.items()}
+        return ResourceSample(False, 0.0, None, io, bandwidth)
+
+    def refresh_reasons(self, known: dict[int, str | None]) -> dict[int, TaskRecord]:
+        """Re-read tasks whose wait reason may have changed without an event (a gate
+        refused or admitted them); returns those whose reason did change."""
+        changed: dict[int, TaskRecord] = {}
+        for task_id, reason in known.items():
+            try:
+                rec = self.backend.get(task_id)
+            except TaskdeckError:
+                continue
+            if rec is not None and rec.wait_reason != reason:
+                changed[task_id] = rec
+        return changed
+
+    def apply_records(self, records: dict[int, TaskRecord]) -> None:
+        """Hand re-read records to the models as one batch."""
+        if records and not self._closed:
+            self.batch_ready.emit(TaskBatch(upserts=records))
+
+    async def set_bandwidth_limit(self, bps: float | None, until: datetime | None = None) -> None:
+        await self.backend.set_bandwidth_limit(bps, until=until)
 
     @property
     def status(self) -> EngineStatus:

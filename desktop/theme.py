@@ -40,7 +40,7 @@ _LIGHT = StateColors(
     paused=QColor("#8a5a00"),
     completed=QColor("#2b6b2f"),
     muted=QColor("#6b6f76"),
-    bar=QColor("#4f86d6"),
+    bar=QColor("#2f6fc4"),
 )
 _DARK = StateColors(
     running=QColor("#7fb0ff"),
@@ -52,17 +52,26 @@ _DARK = StateColors(
 )
 
 _current = "light"
+_choice = "system"  # what the user chose; "system" follows the platform live
+_reported: Qt.ColorScheme | None = None  # the scheme colorSchemeChanged last reported
+_platform_dark: bool | None = None  # the platform palette's lightness, read before we set ours
 
 
 def system_is_dark() -> bool:
+    """The platform's colour scheme: what colorSchemeChanged last said, else what the style
+    hints say, else how dark the platform's own palette (before ours replaced it) is."""
+    global _platform_dark
     hints = QGuiApplication.styleHints()
-    scheme = hints.colorScheme() if hints is not None else Qt.ColorScheme.Unknown
+    scheme = _reported
+    if scheme is None or scheme == Qt.ColorScheme.Unknown:
+        scheme = hints.colorScheme() if hints is not None else Qt.ColorScheme.Unknown
     if scheme == Qt.ColorScheme.Dark:
         return True
     if scheme == Qt.ColorScheme.Light:
         return False
-    window = QGuiApplication.palette().color(QPalette.ColorRole.Window)
-    return window.lightness() < 128
+    if _platform_dark is None:
+        _platform_dark = QGuiApplication.palette().color(QPalette.ColorRole.Window).lightness() < 128
+    return _platform_dark
 
 
 def effective(theme: str) -> str:
@@ -72,7 +81,39 @@ def effective(theme: str) -> str:
 
 
 def apply_theme(app: QApplication, theme: str) -> str:
-    """Apply a theme ("system", "light" or "dark"); returns the one applied."""
+    """Apply a theme ("system", "light" or "dark"); returns the one applied. With "system"
+    the window follows the platform's colour scheme live (QStyleHints.colorSchemeChanged)
+    until another theme is chosen."""
+    global _choice
+    system_is_dark()  # reads the platform palette once, before ours replaces it
+    _choice = theme if theme in THEMES else "system"
+    _follow(app)
+    return _apply(app, _choice)
+
+
+def choice() -> str:
+    return _choice
+
+
+def _follow(app: QApplication) -> None:
+    if app.property("taskdeckFollowsScheme"):
+        return
+    hints = app.styleHints()
+    if hints is not None:
+        hints.colorSchemeChanged.connect(scheme_changed)
+        app.setProperty("taskdeckFollowsScheme", True)
+
+
+def scheme_changed(scheme: Qt.ColorScheme) -> None:
+    """The platform switched light/dark: repaint now if the user's choice is "system"."""
+    global _reported
+    _reported = scheme
+    app = QApplication.instance()
+    if _choice == "system" and isinstance(app, QApplication):
+        _apply(app, "system")
+
+
+def _apply(app: QApplication, theme: str) -> str:
     global _current
     name = effective(theme)
     _current = name
@@ -99,10 +140,10 @@ def _palette(name: str) -> QPalette:
     p = QPalette()
     if name == "dark":
         base, window, text, mid = "#1e2126", "#262a30", "#e6e8eb", "#3a3f47"
-        highlight, hl_text, disabled = "#3d6fb6", "#ffffff", "#80868f"
+        highlight, hl_text, disabled = "#3d6fb6", "#ffffff", "#8e949d"
     else:
         base, window, text, mid = "#ffffff", "#f3f4f6", "#1f2328", "#d0d4da"
-        highlight, hl_text, disabled = "#cfe0fa", "#102040", "#8a9099"
+        highlight, hl_text, disabled = "#cfe0fa", "#102040", "#6a7079"
     R = QPalette.ColorRole
     for role, value in (
         (R.Window, window),

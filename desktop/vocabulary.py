@@ -18,9 +18,11 @@ __all__ = [
     "Category",
     "EtaSmoother",
     "category",
+    "deferral",
     "format_bytes",
     "format_duration",
     "format_eta",
+    "format_limit",
     "format_priority",
     "format_rate",
     "mask_secrets",
@@ -115,7 +117,7 @@ def state_label(
         if "user" in reasons:
             return "Paused"
         if "preempted" in reasons:
-            return "Paused — preempted"
+            return PREEMPTED
         if "group" in reasons:
             return f"Paused — group {rec.group} paused" if rec.group else "Paused — group paused"
         if "global" in reasons:
@@ -143,13 +145,60 @@ def state_label(
         return f"Waiting — group {m.group(1)} busy ({m.group(2)} at a time)"
     if reason == "waiting for a slot":
         return "Queued — waiting for a free slot"
+    deferred = deferral(reason)
+    if deferred is not None:
+        return f"Waiting — {deferred} (deferred)"
     if "disk" in reason or "network" in reason or "io" in reason.split():
         return f"Waiting — {reason}"
     return "Queued"
 
 
-def state_tooltip(label: str) -> str:
-    """A sentence explaining a state label (the row's tooltip)."""
+PREEMPTED = "Paused — preempted by higher-priority job"
+_IO_BUSY = re.compile(r"^IO busy: (disk read|disk write|network in|network out) (\d+)% of (.+)$")
+_PRESSURE = re.compile(r"^(.+) pressure (\d+(?:\.\d+)?)$")
+_RATE = re.compile(r"^rate limited: next in (.+)$")
+
+
+def deferral(reason: str | None) -> str | None:
+    """What a deferred task waits for, in a few words ("disk busy", "memory pressure",
+    "rate limit"), from the engine's wait reason; None if it is not deferred by a gate."""
+    text = reason or ""
+    if m := _IO_BUSY.match(text):
+        return "disk busy" if m.group(1).startswith("disk") else "network busy"
+    if m := _PRESSURE.match(text):
+        return f"{m.group(1)} pressure"
+    if _RATE.match(text):
+        return "rate limit"
+    return None
+
+
+def deferral_detail(reason: str | None) -> str:
+    """A sentence explaining a deferral, with the engine's figures."""
+    text = reason or ""
+    if m := _IO_BUSY.match(text):
+        device = "disk" if m.group(1).startswith("disk") else "network"
+        return (
+            f"The {device} is busy: {m.group(1)} at {m.group(2)}% of its capacity "
+            f"({m.group(3)}). Taskdeck holds back jobs that would slow it down further and "
+            f"starts this one by itself when the {device} has room again."
+        )
+    if m := _PRESSURE.match(text):
+        return (
+            f"The system is under {m.group(1)} pressure ({float(m.group(2)):.0%}). Jobs of normal "
+            "priority and below wait until it eases; high-priority jobs still run."
+        )
+    if m := _RATE.match(text):
+        return f"A start-rate limit applies to this kind or group; the next start is allowed in {m.group(1)}."
+    return ""
+
+
+def state_tooltip(label: str, reason: str | None = None, by: str | None = None) -> str:
+    """A sentence explaining a state label (the row's tooltip). `reason` is the engine's
+    wait reason (figures for a deferral); `by` names the job a preempted one made room for."""
+    if label.startswith("Waiting — ") and label.endswith("(deferred)"):
+        return deferral_detail(reason) or label
+    if label.startswith(PREEMPTED) and by:
+        return f"A higher-priority job ({by}) needed its slot; this one resumes by itself when a slot frees."
     if label.startswith("Queued — waiting for a free slot"):
         return "All slots are busy; it starts when a running job ends (see “Run up to”)."
     if label.startswith("Queued — stopped after current"):
@@ -214,6 +263,14 @@ def output_text(result: object) -> str:
         head = f"{items} file{'s' if items != 1 else ''} · " if items is not None else ""
         return head + format_bytes(num("bytes"))
     return ""
+
+
+def format_limit(bps: float) -> str:
+    """A rate limit as people say it: "500 KB/s", "1.5 MB/s" (decimal units)."""
+    for unit, size in (("GB/s", 1e9), ("MB/s", 1e6), ("KB/s", 1e3)):
+        if bps >= size:
+            return f"{bps / size:.3g} {unit}"
+    return f"{bps:.0f} B/s"
 
 
 # Progress "done/total" below this many units is a count of items (steps, files, parts),

@@ -152,6 +152,18 @@ class QueueModel(QAbstractItemModel):
     def counts(self) -> dict[Category, int]:
         return dict(self._counts)
 
+    def waiting_reasons(self, limit: int) -> dict[int, str | None]:
+        """The wait reasons of the first `limit` top-level pending rows, in queue order: the
+        ones worth re-reading, since a gate's refusal changes no state and sends no event."""
+        out: dict[int, str | None] = {}
+        for task_id in self._act[ROOT]:
+            rec = self._rec[task_id]
+            if rec.state == TaskState.PENDING:
+                out[task_id] = rec.wait_reason
+                if len(out) >= limit:
+                    break
+        return out
+
     def name_of(self, task_id: int) -> str | None:
         rec = self._rec.get(task_id)
         return rec.name if rec else None
@@ -247,7 +259,12 @@ class QueueModel(QAbstractItemModel):
         if role == Qt.ItemDataRole.ToolTipRole:
             if col == QueueColumn.STATE:
                 label = self._state(rec)
-                tip = state_tooltip(label)
+                by = None
+                if rec.preempted_by is not None:
+                    by = f"#{rec.preempted_by}"
+                    if (who := self.name_of(rec.preempted_by)) is not None:
+                        by += f" “{who}”"
+                tip = state_tooltip(label, rec.wait_reason, by)
                 return label if tip == label else f"{label}\n{tip}"
             if col == QueueColumn.NAME:
                 return f"#{rec.id} {rec.name}" + (f"\n{rec.progress_message}" if rec.progress_message else "")

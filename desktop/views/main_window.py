@@ -42,8 +42,16 @@ from desktop.models.queue import QueueModel
 from desktop.views.details import DetailsPanel
 from desktop.views.history_pane import HistoryPane
 from desktop.views.queue_pane import QueuePane
+from desktop.views.resources import ResourcesButton
 from desktop.views.schedules_pane import SchedulesPane
 from desktop.views.sidebar import ALL, HISTORY, SCHEDULES, Sidebar
+from desktop.views.statusbar import (
+    BandwidthToggle,
+    DeferralLabel,
+    ResourceMonitor,
+    overall_progress,
+    total_speed,
+)
 from desktop.views.widgets import Toast, name
 from desktop.vocabulary import Category, format_bytes
 
@@ -259,6 +267,16 @@ class MainWindow(QMainWindow):
         self.speed_label = QLabel()
         name(self.speed_label, "statusSpeed", "Total speed")
         sb.addPermanentWidget(self.speed_label)
+        # resources (statusbar.py, resources.py): deferrals, pressure/IO, the bandwidth limit
+        self.monitor = ResourceMonitor(self.bridge, self.queue_model, self)
+        self.deferred_label = DeferralLabel(self.queue_model)
+        sb.addWidget(self.deferred_label)
+        self.resources_button = ResourcesButton(self.monitor)
+        sb.addPermanentWidget(self.resources_button)
+        self.bandwidth_toggle = BandwidthToggle(self.bridge, self.settings)
+        sb.addPermanentWidget(self.bandwidth_toggle)
+        self.monitor.sampled.connect(lambda s: self.bandwidth_toggle.show_status(s.bandwidth))
+        self.monitor.sampled.connect(lambda _s: self.deferred_label.refresh())
         run_label = QLabel("Run up to")
         run_label.setObjectName("concurrencyLabel")
         self.concurrency = QSpinBox()
@@ -502,28 +520,13 @@ class MainWindow(QMainWindow):
         self.queue_pane.update_actions()
 
     def _update_overall(self) -> None:
-        """Overall progress of the running jobs (by bytes when they report bytes)."""
-        done = total = 0.0
-        fractions: list[float] = []
-        speed = 0.0
-        for rec in self.queue_model.records():
-            if rec.state != TaskState.RUNNING or rec.parent_id is not None:
-                continue
-            if rec.bytes_total and rec.bytes_total >= 100_000 and rec.bytes_done is not None:
-                done += rec.bytes_done
-                total += rec.bytes_total
-                speed += rec.speed or 0.0
-            elif rec.progress is not None:
-                fractions.append(rec.progress)
-        if not total and not fractions:
+        """Overall progress of the running jobs, weighted by bytes (statusbar.py)."""
+        value = overall_progress(self.queue_model.records())
+        speed = total_speed(self.queue_model.records())
+        if value is None:
             self.overall.hide()
             self.speed_label.setText("")
             return
-        value = (
-            done / total
-            if total and not fractions
-            else (sum(fractions) / len(fractions) if fractions else 0.0)
-        )
         self.overall.setValue(round(value * 1000))
         self.overall.show()
         self.speed_label.setText(f"{format_bytes(speed)}/s" if speed else "")

@@ -123,6 +123,7 @@ async def shoot(out: Path) -> None:
         engine = app.opened.backend
         assert isinstance(engine, Engine)
         await populate(engine)
+        await engine.set_bandwidth_limit(500_000)  # the status bar's toggle, in its accent colour
         running = [
             r for r in w.queue_model.records() if r.state.value == "running" and r.name.endswith(".zip")
         ]
@@ -149,6 +150,14 @@ async def shoot(out: Path) -> None:
                 w.grab().save(str(path))
                 print(path)
             w.show_pane(0)
+            w.resources_button.open_view()
+            view = w.resources_button.view
+            assert view is not None
+            await asyncio.sleep(1.2)  # a sample or two for the sparklines
+            path = out / f"resources-{name}.png"
+            view.grab().save(str(path))
+            print(path)
+            view.hide()
         GATE.set()
         await app.shutdown()
 
