@@ -75,12 +75,15 @@ class PsutilSampler:
         import psutil
 
         disk = psutil.disk_io_counters(perdisk=False)
-        net = psutil.net_io_counters(pernic=False)
+        # Loopback traffic never leaves the machine: a local server (a test's, a sync
+        # daemon's) must not make the network look saturated.
+        nics = psutil.net_io_counters(pernic=True) or {}
+        net = [c for name, c in nics.items() if not _loopback(name)]
         return {
             "disk_read": float(disk.read_bytes) if disk else 0.0,
             "disk_write": float(disk.write_bytes) if disk else 0.0,
-            "net_rx": float(net.bytes_recv) if net else 0.0,
-            "net_tx": float(net.bytes_sent) if net else 0.0,
+            "net_rx": float(sum(c.bytes_recv for c in net)),
+            "net_tx": float(sum(c.bytes_sent for c in net)),
         }
 
     def __call__(self) -> dict[str, float]:
@@ -92,6 +95,11 @@ class PsutilSampler:
             return {}
         dt = now - at
         return {r: (counters[r] - last[r]) / dt for r in RESOURCES if counters[r] >= last[r]}
+
+
+def _loopback(nic: str) -> bool:
+    """`lo` on Linux, `lo0` on macOS, "Loopback Pseudo-Interface 1" on Windows."""
+    return nic == "lo" or nic.startswith("lo0") or "loopback" in nic.lower()
 
 
 def memory_pressure() -> float:

@@ -40,7 +40,12 @@ def io_text(sample: ResourceSample, resource: str) -> str:
     configured = " (set)" if row.get("configured") else ""
     if not sample.live:
         return f"capacity {format_limit(cap)}{configured}"
-    pct = f" ({100 * used / cap:.0f} %)" if cap > 0 else ""
+    if cap <= 0:
+        pct = ""
+    elif used > cap:
+        pct = " (over capacity)"
+    else:
+        pct = f" ({100 * used / cap:.0f} %)"
     return f"{format_limit(used)} of {format_limit(cap)}{configured}{pct}"
 
 
@@ -118,7 +123,7 @@ class ResourcesView(QFrame):
         grid = QGridLayout(self)
         grid.setContentsMargins(12, 10, 12, 10)
         grid.setHorizontalSpacing(12)
-        self.title = QLabel("Resources dispatch weighs")
+        self.title = QLabel("Machine resources")
         self.title.setObjectName("resourcesTitle")
         grid.addWidget(self.title, 0, 0, 1, 3)
         self.values: dict[str, QLabel] = {}

@@ -233,6 +233,20 @@ def test_resources_view_shows_pressure_and_io_against_capacity_with_a_live_line(
     view.hide()
 
 
+def test_io_used_beyond_its_capacity_reads_over_capacity_not_a_huge_percentage() -> None:
+    from desktop.bridge import ResourceSample
+    from desktop.views.resources import io_text
+
+    sample = ResourceSample(
+        live=True,
+        pressure=0.0,
+        pressure_source=None,
+        io={"net_tx": {"used": 145 * MB, "capacity": 500_000.0, "configured": True}},
+        bandwidth=None,
+    )
+    assert io_text(sample, "net_tx") == "145 MB/s of 500 KB/s (set) (over capacity)"
+
+
 def test_Q15_pressure_and_rate_limits_are_deferrals_too(make_app: Any) -> None:
     level = {"memory": 0.0}
     memory = PressureSource("memory", lambda: level["memory"])

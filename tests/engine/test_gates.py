@@ -678,3 +678,33 @@ async def test_given_a_lane_waiting_for_pressure_when_a_more_urgent_task_joins_i
     normal = await eng.submit("quick", priority=Priority.NORMAL)  # same lane, passes at 0.6
     assert (await eng.wait(normal.id, timeout=10)).state is TaskState.COMPLETED
     assert state(eng, low.id) is TaskState.PENDING
+
+
+def test_given_loopback_traffic_then_the_psutil_sampler_does_not_count_it_as_network() -> None:
+    """Megabytes through 127.0.0.1 (a local server) must not look like a busy network."""
+    import socket
+    import threading
+
+    pytest.importorskip("psutil")
+    server = socket.create_server(("127.0.0.1", 0))
+    sent = 32 << 20
+
+    def drain() -> None:
+        conn, _ = server.accept()
+        with conn:
+            while conn.recv(1 << 20):
+                pass
+
+    reader = threading.Thread(target=drain)
+    reader.start()
+    sampler = PsutilSampler()
+    assert sampler() == {}
+    with socket.create_connection(server.getsockname()) as client:
+        client.sendall(b"x" * sent)
+    reader.join(timeout=30)
+    server.close()
+    before = sampler._last
+    assert before is not None
+    counters = sampler._counters()
+    moved = counters["net_tx"] - before["net_tx"] + counters["net_rx"] - before["net_rx"]
+    assert moved < sent // 2, f"{moved} bytes counted for {sent} sent over loopback"
