@@ -410,6 +410,13 @@ def close_loop(loop: asyncio.AbstractEventLoop) -> None:
     timer = getattr(loop, "_timer", None)
     if isinstance(timer, QObject) and shiboken6.isValid(timer):
         shiboken6.delete(timer)  # here, on its own thread: Qt unregisters its timers
+        # qasync's call_soon/call_later do not check for a closed loop: a late caller gets
+        # asyncio's usual error instead of one about a deleted C++ object.
+        loop._add_callback = _closed_loop_callback  # type: ignore[attr-defined]
+
+
+def _closed_loop_callback(handle: asyncio.Handle, delay: float = 0) -> asyncio.Handle:
+    raise RuntimeError(f"Event loop is closed (a callback came too late: {handle!r})")
 
 
 def configure_application(app: QApplication) -> None:

@@ -95,6 +95,11 @@ def aloop(qapp: QApplication) -> Iterator[asyncio.AbstractEventLoop]:
             while any(not t.done() for t in pending) and time.monotonic() < deadline:
                 qapp.processEvents()
                 time.sleep(0.001)
+            # Widgets deleted later, and objects only a cycle kept, go while the loop still
+            # works: a slot or finalizer they run may still schedule a callback on it.
+            QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+            gc.collect()
+            qapp.processEvents()
             asyncio.events._set_running_loop(None)
             loop._QEventLoop__is_running = False  # already_running loops never ran run_forever
             close_loop(loop)
