@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
+import random
 from pathlib import Path
 from typing import Any
 
@@ -322,3 +324,38 @@ async def test_given_connections_dropped_mid_upload_when_parts_go_then_they_are_
     ), errors
     assert all(e.endswith("— attempt 1 of 5") for e in errors)
     assert body_of(s3, bucket, "clip.mov") == data
+
+
+async def test_given_a_folder_with_non_utf8_names_when_uploaded_then_keys_read_them_as_latin1_and_nothing_breaks(
+    net: Engine, clock: FakeClock, moto: MotoServer, s3: Any, bucket: str, tmp_path: Path
+) -> None:
+    """b"caf\\xe9.jpg" on Linux: no UTF-8 text holds its name, so neither could a child's
+    payload (the database), a URL or an S3 key; the key reads it as Latin-1 ("café.jpg")."""
+    folder = os.fsencode(tmp_path / "album")
+    os.mkdir(folder)
+    small, big = random.Random(1).randbytes(99), random.Random(2).randbytes(PART + 5)
+    for name, data in ((b"caf\xe9.jpg", small), (b"gro\xdf.bin", big)):
+        Path(os.fsdecode(os.path.join(folder, name))).write_bytes(data)
+    res = await submit(net, "upload.s3", payload(moto.url, bucket, tmp_path / "album"))
+    rec = await finish(net, clock, res.id)
+    assert rec.state is TaskState.COMPLETED, rec.error
+    assert body_of(s3, bucket, "album/café.jpg") == small
+    assert body_of(s3, bucket, "album/groß.bin") == big
+
+
+async def test_given_two_inputs_with_the_same_name_when_uploaded_then_it_fails_naming_both_before_sending(
+    net: Engine, clock: FakeClock, moto: MotoServer, bucket: str, tmp_path: Path
+) -> None:
+    """Both would go to the key "a.bin": one would overwrite the other, whichever ended last."""
+    write(tmp_path / "x" / "a.bin", 10, seed=1)
+    write(tmp_path / "y" / "a.bin", 10, seed=2)
+    res = await submit(
+        net, "upload.s3", payload(moto.url, bucket, tmp_path / "x" / "a.bin", tmp_path / "y" / "a.bin")
+    )
+    rec = await finish(net, clock, res.id)
+    assert rec.state is TaskState.FAILED and rec.attempt == 1
+    assert rec.error == (
+        f"inputs: {tmp_path / 'x' / 'a.bin'} and {tmp_path / 'y' / 'a.bin'} would both be sent as a.bin; "
+        "rename one, or send them separately"
+    )
+    assert moto.requests() == []

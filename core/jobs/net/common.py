@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import stat
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from core import Permanent, RetryPolicy
 
@@ -107,7 +108,81 @@ INPUTS_SCHEMA: dict[str, Any] = {
     "description": "files and folders to send, absolute paths (a folder goes with its name)",
 }
 
+# -- secrets in URLs ----------------------------------------------------------------------
+
+# Query parameters that carry a credential: presigned S3 (X-Amz-Signature, X-Amz-Credential,
+# X-Amz-Security-Token) and GCS URLs, Azure SAS (sig), OAuth tokens and API keys.
+_SECRET_PARAM = re.compile(
+    r"(?i)^(x-amz-|x-goog-|sig$|signature|.*token|.*secret|.*passw|pwd$|.*key|.*credential|.*auth|code$|session)"
+)
+_URL_IN_TEXT = re.compile(r"\b[Hh][Tt][Tt][Pp][Ss]?://[^\s\"'<>]*[^\s\"'<>.,;:)]")
+
+
+def redact_url(url: str) -> str:
+    """`url` as it may be shown, logged or kept in a result: the value of each query
+    parameter that looks like a credential (a presigned URL's signature, a token) masked,
+    no user:password, no fragment. The payload keeps the URL itself: it is needed to send."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<an unparsable URL>"
+    netloc = parts.netloc.rpartition("@")[2]
+    query = "&".join(
+        f"{name}=***" if sep and _SECRET_PARAM.match(name) else f"{name}{sep}{value}"
+        for name, sep, value in (item.partition("=") for item in parts.query.split("&") if parts.query)
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def redact_text(text: str) -> str:
+    """`text` with every http(s) URL in it passed through redact_url (for messages built
+    from a library's exception, which may quote the URL it was asked for)."""
+    return _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), text)
+
+
 # -- files ------------------------------------------------------------------------------
+
+
+# On POSIX a file name is bytes; Python shows the bytes that are not UTF-8 (a legacy
+# Latin-1 name, b"caf\xe9.jpg") as lone surrogates ("caf\udce9.jpg"), which open() takes
+# back but no UTF-8 text can hold: not a JSON payload in SQLite, not a URL, not an S3 key.
+
+
+def is_text(name: str) -> bool:
+    """Whether `name` holds no undecodable bytes (it encodes to UTF-8)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def display(path: str) -> str:
+    """`path` for a message or log line: undecodable bytes shown as \\xNN."""
+    return path if is_text(path) else os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def remote_name(name: str) -> str:
+    """A local file name as it goes to the server: itself, or when its bytes are not UTF-8,
+    those bytes read as Latin-1 (b"caf\xe9.jpg" -> "café.jpg"): every byte one character,
+    so two names never become one."""
+    return name if is_text(name) else os.fsencode(name).decode("latin-1")
+
+
+_FS_HEX = "fs-hex:"  # not an absolute path, so no real path reads like one
+
+
+def path_field(path: str) -> str:
+    """`path` as a payload field (JSON text): itself, or its bytes in hex when they are not
+    UTF-8. `local_path` turns it back."""
+    return path if is_text(path) else _FS_HEX + os.fsencode(path).hex()
+
+
+def local_path(field: str) -> str:
+    """The path a `path_field` value names."""
+    if field.startswith(_FS_HEX):
+        return os.fsdecode(bytes.fromhex(field[len(_FS_HEX) :]))
+    return field
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,15 +195,17 @@ class LocalFile:
 
 def collect_files(inputs: Sequence[str], field: str = "inputs") -> list[LocalFile]:
     """The files that `inputs` (files and folders) name, folders walked in name order.
-    Raises Permanent naming the input that does not exist or cannot be read. Blocking."""
+    Raises Permanent naming the input that does not exist or cannot be read, or two files
+    that would go to the same name. Blocking."""
     out: list[LocalFile] = []
     seen: set[str] = set()
+    names: dict[str, str] = {}  # rel -> path: two files never land on one name
     for i, raw in enumerate(inputs):
         path = Path(raw).expanduser()
         try:
             st = path.stat()
         except OSError as e:
-            raise Permanent(f"{field}[{i}]: {raw} {_os_reason(e)}") from e
+            raise Permanent(f"{field}[{i}]: {display(raw)} {_os_reason(e)}") from e
         if stat.S_ISDIR(st.st_mode):
             base = path.resolve()
             for root, dirs, files in os.walk(base, onerror=None):
@@ -141,23 +218,32 @@ def collect_files(inputs: Sequence[str], field: str = "inputs") -> list[LocalFil
                         continue  # vanished or a dangling link: nothing to send
                     if not stat.S_ISREG(fst.st_mode):
                         continue
-                    rel = "/".join((base.name, *full.relative_to(base).parts))
-                    _add(out, seen, LocalFile(str(full), rel, fst.st_size, fst.st_mtime_ns))
+                    rel = "/".join(remote_name(p) for p in (base.name, *full.relative_to(base).parts))
+                    _add(out, seen, names, LocalFile(str(full), rel, fst.st_size, fst.st_mtime_ns), field)
         elif stat.S_ISREG(st.st_mode):
-            _add(out, seen, LocalFile(str(path.resolve()), path.name, st.st_size, st.st_mtime_ns))
+            f = LocalFile(str(path.resolve()), remote_name(path.name), st.st_size, st.st_mtime_ns)
+            _add(out, seen, names, f, field)
         else:
-            raise Permanent(f"{field}[{i}]: {raw} is neither a file nor a folder")
+            raise Permanent(f"{field}[{i}]: {display(raw)} is neither a file nor a folder")
         if not os.access(path, os.R_OK):
-            raise Permanent(f"{field}[{i}]: {raw} cannot be read (permission denied)")
+            raise Permanent(f"{field}[{i}]: {display(raw)} cannot be read (permission denied)")
     if not out:
         raise Permanent(f"{field}: the folders hold no file to send")
     return out
 
 
-def _add(out: list[LocalFile], seen: set[str], f: LocalFile) -> None:
-    if f.path not in seen:
-        seen.add(f.path)
-        out.append(f)
+def _add(out: list[LocalFile], seen: set[str], names: dict[str, str], f: LocalFile, field: str) -> None:
+    if f.path in seen:
+        return
+    other = names.get(f.rel)
+    if other is not None:
+        raise Permanent(
+            f"{field}: {display(other)} and {display(f.path)} would both be sent as {f.rel}; "
+            "rename one, or send them separately"
+        )
+    seen.add(f.path)
+    names[f.rel] = f.path
+    out.append(f)
 
 
 def _os_reason(e: OSError) -> str:
@@ -173,9 +259,11 @@ def check_unchanged(path: str, size: int, mtime_ns: int) -> None:
     try:
         st = os.stat(path)
     except OSError as e:
-        raise Permanent(f"{path} {_os_reason(e)}") from e
+        raise Permanent(f"{display(path)} {_os_reason(e)}") from e
     if st.st_size != size or st.st_mtime_ns != mtime_ns:
-        raise Permanent(f"{path} changed since the upload started (size or modification time differ)")
+        raise Permanent(
+            f"{display(path)} changed since the upload started (size or modification time differ)"
+        )
 
 
 # -- submission defaults ----------------------------------------------------------------

@@ -40,6 +40,8 @@ from core.jobs.net.common import (
     collect_files,
     format_bytes,
     host_of,
+    local_path,
+    path_field,
     schema_defs,
     url_schema,
 )
@@ -214,19 +216,20 @@ def _content_type(payload: Mapping[str, Any], path: str) -> str | None:
 def upload_object(ctx: SyncCtx, payload: dict[str, Any]) -> dict[str, Any]:
     """`upload.s3.object`: one small file of an upload, in one PutObject."""
     target = Target.of(payload)
-    check_unchanged(payload["path"], payload["file_size"], payload["mtime_ns"])
+    path = local_path(payload["path"])
+    check_unchanged(path, payload["file_size"], payload["mtime_ns"])
     client = connect(ctx, target)
     key = payload["key"]
     sent = send_slice(
         ctx,
         client,
         target,
-        path=payload["path"],
+        path=path,
         key=key,
         offset=0,
         size=payload["file_size"],
         label=f"uploading {os.path.basename(key)}",
-        content_type=_content_type(payload, payload["path"]),
+        content_type=_content_type(payload, path),
     )
     return {"file": payload.get("file", 0), "key": key, "etag": sent.etag, "size": payload["file_size"]}
 
@@ -234,14 +237,15 @@ def upload_object(ctx: SyncCtx, payload: dict[str, Any]) -> dict[str, Any]:
 def upload_part(ctx: SyncCtx, payload: dict[str, Any]) -> dict[str, Any]:
     """`upload.s3.part`: one part of a multipart upload, in one UploadPart."""
     target = Target.of(payload)
-    check_unchanged(payload["path"], payload["file_size"], payload["mtime_ns"])
+    path = local_path(payload["path"])
+    check_unchanged(path, payload["file_size"], payload["mtime_ns"])
     client = connect(ctx, target)
     part, parts = payload["part"], payload["parts"]
     sent = send_slice(
         ctx,
         client,
         target,
-        path=payload["path"],
+        path=path,
         key=payload["key"],
         offset=payload["offset"],
         size=payload["size"],
@@ -303,7 +307,7 @@ def upload(ctx: Any, payload: dict[str, Any]) -> dict[str, Any]:
     plan: list[dict[str, Any]] = []
     for i, f in enumerate(files):
         key = key_for(prefix, f)
-        common = {**target.fields(), "path": f.path, "key": key, "file": i, "file_size": f.size,
+        common = {**target.fields(), "path": path_field(f.path), "key": key, "file": i, "file_size": f.size,
                   "mtime_ns": f.mtime_ns}  # fmt: skip
         if "bandwidth_limit" in payload:
             common["bandwidth_limit"] = payload["bandwidth_limit"]
