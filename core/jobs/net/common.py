@@ -343,15 +343,22 @@ class SyncCtx(Protocol):
     def yield_point(self) -> None: ...
 
 
+HINT_SECONDS = 1.0
+_draw_hint = (CHUNK, 0.0)  # where a new SyncMeter's draws start, and when it was learned
+
+
 class SyncMeter:
     """Bytes a thread handler is about to move: drawn from the bandwidth budget before they
     go, reported as progress, with a check for interruption before each piece (a pause
     leaves the bytes still).
 
-    A draw is a call into the loop, so draws are sized to what the limits allow: doubled
-    while they are granted at once (up to DRAW_MAX when nothing limits), halved while they
-    wait (down to DRAW_MIN, a fine grain under a low limit). Progress goes to the loop at
-    most every REPORT_SECONDS."""
+    A draw is a call into the loop (a round trip that waits for the loop's turn: ~4 ms
+    each with ten parts going), so draws are sized to what the limits allow: doubled while
+    they are granted at once (up to DRAW_MAX when nothing limits), halved while they wait
+    (down to DRAW_MIN, a fine grain under a low limit), never past the bytes left. A new
+    meter starts at the size the last one reached within HINT_SECONDS (_draw_hint): each
+    part of a multipart upload is a meter of its own, and starting each at CHUNK cost six
+    round trips a part. Progress goes to the loop at most every REPORT_SECONDS."""
 
     __slots__ = ("_credit", "_draw", "_reported", "_reported_at", "ctx", "done", "message", "total")
 
@@ -361,21 +368,25 @@ class SyncMeter:
         self.done = done
         self.message = message
         self._credit = 0
-        self._draw = CHUNK
+        size, learned = _draw_hint
+        self._draw = size if time.monotonic() - learned < HINT_SECONDS else CHUNK
         self._reported = done
         self._reported_at = 0.0
 
     def take(self, n: int) -> None:
         """Wait until `n` more bytes may go; raises Interrupted when the task is stopping."""
+        global _draw_hint  # a hint: a lost update between threads is harmless
         self.ctx.yield_point()
         if n > self._credit:
-            need = max(n - self._credit, self._draw)
+            need = max(n - self._credit, min(self._draw, self.total - self.done - self._credit))
             start = time.monotonic()
             self.ctx.throttle(need)
-            if time.monotonic() - start < QUICK_DRAW:
+            now = time.monotonic()
+            if now - start < QUICK_DRAW:
                 self._draw = min(DRAW_MAX, self._draw * 2)
             else:
                 self._draw = max(DRAW_MIN, self._draw // 2)
+            _draw_hint = (self._draw, now)
             self._credit += need
         self._credit -= n
 
