@@ -254,16 +254,16 @@ def _os_reason(e: OSError) -> str:
     return f"cannot be read ({e.strerror or e})"
 
 
-def check_unchanged(path: str, size: int, mtime_ns: int) -> None:
-    """Raise Permanent when the file changed since the upload was planned."""
+def check_unchanged(path: str, size: int, mtime_ns: int, *, sent: bool = False) -> None:
+    """Raise Permanent when the file changed since the upload was planned (`sent`: checked
+    again after its bytes went, so a write during the send is caught too)."""
     try:
         st = os.stat(path)
     except OSError as e:
         raise Permanent(f"{display(path)} {_os_reason(e)}") from e
     if st.st_size != size or st.st_mtime_ns != mtime_ns:
-        raise Permanent(
-            f"{display(path)} changed since the upload started (size or modification time differ)"
-        )
+        when = "while it was being sent" if sent else "since the upload started"
+        raise Permanent(f"{display(path)} changed {when} (size or modification time differ)")
 
 
 # -- submission defaults ----------------------------------------------------------------

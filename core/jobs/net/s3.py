@@ -231,6 +231,7 @@ def upload_object(ctx: SyncCtx, payload: dict[str, Any]) -> dict[str, Any]:
         label=f"uploading {os.path.basename(key)}",
         content_type=_content_type(payload, path),
     )
+    check_unchanged(path, payload["file_size"], payload["mtime_ns"], sent=True)
     return {"file": payload.get("file", 0), "key": key, "etag": sent.etag, "size": payload["file_size"]}
 
 
@@ -253,6 +254,9 @@ def upload_part(ctx: SyncCtx, payload: dict[str, Any]) -> dict[str, Any]:
         upload_id=payload["upload_id"],
         part=part,
     )
+    # A part's bytes are checked against what was sent (CRC32 or MD5), not against the
+    # file: a write while they went would mix old and new parts in one object.
+    check_unchanged(path, payload["file_size"], payload["mtime_ns"], sent=True)
     result = {
         "file": payload.get("file", 0),
         "upload_id": payload["upload_id"],
