@@ -50,6 +50,7 @@ BAD = [
     ("download.http", {"url": "http://h/f", "output_dir": "/d", "headers": {"Proxy-Authorization": "x"}}, "payload.headers", "Authorization_and_Cookie"),
     ("download.http", {"url": "http://h/f", "output_dir": "/d", "sha256": "abc"}, "payload.sha256", "does not match"),
     ("download.http", {"url": "http://h/f", "output_dir": "/d", "filename": "../x"}, "payload.filename", "does not match"),
+    ("upload.http", {"inputs": ["/a"], "url": "http://h/", "headers": {"X-A": "1\r\nX-Evil: 2"}}, "payload.headers.X-A", "does not match"),
 ]  # fmt: skip
 
 

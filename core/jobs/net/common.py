@@ -70,7 +70,9 @@ def headers_schema() -> dict[str, Any]:
             "pattern": r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$",
             "not": {"$ref": f"#/$defs/{SECRET_HEADER_DEF}"},
         },
-        "additionalProperties": {"type": "string", "maxLength": 8192},
+        # a line break would end the header and start another (h11 refuses it at send time,
+        # which read as a dropped connection and was retried)
+        "additionalProperties": {"type": "string", "maxLength": 8192, "pattern": "^[^\\r\\n\\x00]*$"},
         "description": "extra request headers (never Authorization or Cookie: use credentials)",
     }
 

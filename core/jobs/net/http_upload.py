@@ -104,7 +104,9 @@ def client_for(auth: httpx.Auth | None, *, follow_redirects: bool) -> httpx.Asyn
 def transport_failure(ctx: Any, e: httpx.HTTPError, what: str) -> Exception:
     """A retryable failure for a lost connection or a timeout; Permanent for a bad URL."""
     reason = redact_text(str(e)) or type(e).__name__  # httpx may quote the URL
-    if isinstance(e, httpx.UnsupportedProtocol | httpx.InvalidURL | httpx.TooManyRedirects):
+    if isinstance(
+        e, httpx.UnsupportedProtocol | httpx.InvalidURL | httpx.TooManyRedirects | httpx.LocalProtocolError
+    ):  # what we would send is wrong (a header with a line break, say): no retry mends it
         return Permanent(f"{what}: {reason}")
     if isinstance(e, httpx.ConnectTimeout | httpx.ConnectError):
         return TransferError(f"cannot connect for {what}: {reason} — {attempt_text(ctx)}")
