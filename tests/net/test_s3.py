@@ -359,3 +359,28 @@ async def test_given_two_inputs_with_the_same_name_when_uploaded_then_it_fails_n
         "rename one, or send them separately"
     )
     assert moto.requests() == []
+
+
+async def test_given_an_abort_the_server_refuses_when_cancelled_then_the_task_log_says_the_parts_stay(
+    net: Engine, clock: FakeClock, proxy: FaultProxy, moto: MotoServer, s3: Any, bucket: str, tmp_path: Path
+) -> None:
+    """Before, the cleanup's exception went to the engine's Python log only: the task's log
+    showed nothing, and the orphan parts went unnoticed."""
+    write(tmp_path / "movie.mkv", 3 * PART)
+    proxy.stall(match="partNumber=3")
+    proxy.fail(None, status=503, match=lambda method, target: method == "DELETE")
+    res = await submit(net, "upload.s3", payload(proxy.url, bucket, tmp_path / "movie.mkv"))
+    try:
+        await proxy.wait_for_async(lambda p: bool(p.seen("stalled")))
+        await net.cancel(res.id)
+    finally:
+        proxy.release()
+    rec = await finish(net, clock, res.id)
+    assert rec.state is TaskState.CANCELLED
+    await until(lambda: any(ln.level == "error" for ln in net.logs(res.id)))
+    line = next(ln.message for ln in net.logs(res.id) if ln.level == "error")
+    assert line.startswith("cancelled: could not abort the multipart upload of movie.mkv (S3 ")
+    assert line.endswith(
+        f"its parts stay in bucket '{bucket}' until it is aborted there or a lifecycle rule expires it"
+    )
+    assert [u["Key"] for u in s3.list_multipart_uploads(Bucket=bucket)["Uploads"]] == ["movie.mkv"]

@@ -576,10 +576,16 @@ def make_cleanup(engine: Engine) -> Callable[..., Any]:
         if not uploads:
             return
         target = Target.of(payload)
-        aborted = await asyncio.to_thread(abort_all, target, uploads)
+        aborted, failed = await asyncio.to_thread(abort_all, target, uploads)
         if aborted:
             ctx.log(
                 f"{reason}: aborted {aborted} multipart upload{'s' if aborted != 1 else ''} on {target.where}"
+            )
+        for key, why in failed:  # said in the task's log, where the user looks, not only in ours
+            ctx.log(
+                f"{reason}: could not abort the multipart upload of {key} ({why}); its parts stay in "
+                f"bucket {target.bucket!r} until it is aborted there or a lifecycle rule expires it",
+                level="error",
             )
 
     return cleanup

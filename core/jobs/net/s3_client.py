@@ -416,17 +416,28 @@ def connect(ctx: Any, target: Target) -> Any:
     return call(ctx, target, "connecting", lambda: client_for(target))
 
 
-def abort_all(target: Target, uploads: Mapping[str, str]) -> int:
-    """Abort each upload (id -> key); one completed or aborted already is no error."""
+def abort_all(target: Target, uploads: Mapping[str, str]) -> tuple[int, list[tuple[str, str]]]:
+    """Abort each upload (id -> key); one completed or aborted already is no error. Returns
+    how many were aborted and, for each that could not be, (key, why): one failure does
+    not keep the others from being aborted."""
     ClientError = botocore_exceptions().ClientError
 
-    client = client_for(target)
-    aborted = 0
+    class _Once:  # one try: a cleanup is not retried
+        attempt, max_retries = 1, 0
+
+    aborted, failed = 0, []
+    try:
+        client = client_for(target)
+    except Exception as e:
+        why = str(failure(_Once(), e, target, "aborting"))
+        return 0, [(key, why) for key in uploads.values()]
     for upload_id, key in uploads.items():
         try:
             client.abort_multipart_upload(Bucket=target.bucket, Key=key, UploadId=upload_id)
             aborted += 1
         except ClientError as e:
             if e.response.get("Error", {}).get("Code") != "NoSuchUpload":
-                raise
-    return aborted
+                failed.append((key, str(failure(_Once(), e, target, f"aborting the upload of {key}"))))
+        except Exception as e:
+            failed.append((key, str(failure(_Once(), e, target, f"aborting the upload of {key}"))))
+    return aborted, failed
