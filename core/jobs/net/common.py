@@ -51,6 +51,7 @@ SECRET_HEADER_DEF = "Authorization_and_Cookie_headers_are_refused__name_a_keyrin
 
 
 BAD_URL_DEF = "not_an_http_or_https_URL__or_one_with_a_user_and_password"
+BAD_HEADER_VALUE_DEF = "a_header_value_holds_only_printable_ASCII__no_line_break"
 
 
 def url_schema(description: str) -> dict[str, Any]:
@@ -62,6 +63,11 @@ def url_schema(description: str) -> dict[str, Any]:
     }
 
 
+# What may not go in a header value, searched for (a "^…*$" pattern would let a trailing
+# line break through: Python's $ matches before one).
+NOT_IN_HEADER_VALUE = "[^\\t\\x20-\\x7e]"
+
+
 def headers_schema() -> dict[str, Any]:
     return {
         "type": "object",
@@ -70,9 +76,14 @@ def headers_schema() -> dict[str, Any]:
             "pattern": r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$",
             "not": {"$ref": f"#/$defs/{SECRET_HEADER_DEF}"},
         },
-        # a line break would end the header and start another (h11 refuses it at send time,
-        # which read as a dropped connection and was retried)
-        "additionalProperties": {"type": "string", "maxLength": 8192, "pattern": "^[^\\r\\n\\x00]*$"},
+        # printable ASCII: a line break would end the header and start another (h11 refuses
+        # it at send time, which read as a dropped connection), and httpx cannot encode
+        # anything past ASCII (UnicodeEncodeError, retried five times)
+        "additionalProperties": {
+            "type": "string",
+            "maxLength": 8192,
+            "not": {"$ref": f"#/$defs/{BAD_HEADER_VALUE_DEF}"},
+        },
         "description": "extra request headers (never Authorization or Cookie: use credentials)",
     }
 
@@ -88,6 +99,7 @@ def schema_defs() -> dict[str, Any]:
         ABSOLUTE_PATH_DEF: {"pattern": r"^(?![/~]|[A-Za-z]:[\\/]|\\\\)"},
         SECRET_HEADER_DEF: {"pattern": "^(" + "|".join(_SECRET_HEADERS) + ")$"},
         BAD_URL_DEF: {"not": {"pattern": URL_PATTERN}},
+        BAD_HEADER_VALUE_DEF: {"pattern": NOT_IN_HEADER_VALUE},
     }
 
 
@@ -463,5 +475,7 @@ def check_headers(headers: Mapping[str, Any] | None, field: str = "headers") -> 
     for name, value in (headers or {}).items():
         if name.lower() in SECRET_HEADER_NAMES:
             raise Permanent(f"{field}.{name}: not allowed; name a keyring entry in `credentials` instead")
+        if re.search(NOT_IN_HEADER_VALUE, str(value)):
+            raise Permanent(f"{field}.{name}: only printable ASCII may go in a header value")
         out[str(name)] = str(value)
     return out
