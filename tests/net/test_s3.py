@@ -384,3 +384,31 @@ async def test_given_an_abort_the_server_refuses_when_cancelled_then_the_task_lo
         f"its parts stay in bucket '{bucket}' until it is aborted there or a lifecycle rule expires it"
     )
     assert [u["Key"] for u in s3.list_multipart_uploads(Bucket=bucket)["Uploads"]] == ["movie.mkv"]
+
+
+async def test_given_a_paused_upload_when_the_file_changes_before_resume_then_it_fails_naming_it_and_is_aborted(
+    net: Engine, clock: FakeClock, proxy: FaultProxy, moto: MotoServer, s3: Any, bucket: str, tmp_path: Path
+) -> None:
+    """The parts sent before the pause hold the old bytes: finishing with new ones would
+    store a file that never existed."""
+    await net.set_max_concurrency(1)
+    await net.set_bandwidth_limit(4 * MiB)
+    path = tmp_path / "big.iso"
+    write(path, 3 * PART, seed=8)
+    res = await submit(net, "upload.s3", payload(proxy.url, bucket, path))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while moto.parts_sent()[1] < 1:
+        assert loop.time() < deadline
+        clock.advance(0.05)
+        await asyncio.sleep(0.005)
+    await net.pause(res.id)
+    await until(lambda: all(c.state is not TaskState.RUNNING for c in net.children(res.id)))
+    write(path, 3 * PART, seed=9)  # same size, other bytes, a new mtime
+    await net.resume(res.id)
+    rec = await finish(net, clock, res.id, step=0.25)
+    assert rec.state is TaskState.FAILED
+    assert f"{path} changed since the upload started" in (rec.error or "")
+    await until(lambda: moto.count("AbortMultipartUpload") == 1)
+    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
