@@ -166,6 +166,7 @@ class Served:
 
     data: bytes
     ranges: bool = True  # honour Range (else always send it whole, 200)
+    if_range: bool = True  # honour If-Range (else send the range asked even if the file changed)
     etag: str | None = None  # default: a strong ETag from the bytes
     last_modified: str | None = None
     disposition: str | None = None  # Content-Disposition
@@ -243,7 +244,11 @@ class FileServer:
         if asked:
             f.ranges_asked.append(asked)
         if_range = h.headers.get("If-Range")
-        if asked and f.ranges and (if_range is None or if_range in (f.etag, f.last_modified)):
+        if (
+            asked
+            and f.ranges
+            and (not f.if_range or if_range is None or if_range in (f.etag, f.last_modified))
+        ):
             m = re.match(r"bytes=(\d+)-$", asked)
             if m:
                 start = int(m.group(1))

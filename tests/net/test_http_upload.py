@@ -3,12 +3,13 @@ injecting 500s and dropped connections."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-from core import Engine, RetryPolicy, TaskState
-from core.jobs.net import credentials, submit
+from core import Engine, InvalidSubmission, RetryPolicy, TaskState
+from core.jobs.net import credentials, prepare, submit
 from core.testing import FakeClock
 from tests.net.conftest import MiB, events_of_kind, finish, write
 from tests.net.faults import FaultProxy
@@ -162,3 +163,42 @@ async def test_given_a_webdav_login_in_the_keyring_when_uploading_then_it_authen
         assert "s3cret-pass" not in repr(rec)
     finally:
         server.stop()
+
+
+async def test_given_a_folder_with_a_non_utf8_name_when_put_then_it_arrives_under_its_latin1_reading(
+    net: Engine, clock: FakeClock, files: FileServer, tmp_path: Path
+) -> None:
+    folder = os.fsencode(tmp_path / "album")
+    os.mkdir(folder)
+    Path(os.fsdecode(os.path.join(folder, b"caf\xe9.jpg"))).write_bytes(b"jpeg")
+    payload = {"inputs": [str(tmp_path / "album")], "url": files.url + "/in/"}
+    rec = await finish(net, clock, (await submit(net, "upload.http", payload)).id)
+    assert rec.state is TaskState.COMPLETED, rec.error
+    assert files.received["/in/album/café.jpg"][0] == b"jpeg"
+
+
+def test_given_a_non_utf8_input_when_prepared_then_it_is_refused_naming_it(tmp_path: Path) -> None:
+    raw = os.fsdecode(os.path.join(os.fsencode(tmp_path), b"caf\xe9.jpg"))
+    with open(raw, "wb") as fh:
+        fh.write(b"x")
+    with pytest.raises(InvalidSubmission, match=r"payload.inputs\[0\]: .*caf\\xe9.jpg is not a UTF-8 name"):
+        prepare("upload.http", {"inputs": [raw], "url": "http://h/"})
+
+
+async def test_given_a_token_in_the_url_when_the_upload_fails_then_it_is_in_no_error_result_log_or_label(
+    net: Engine, clock: FakeClock, files: FileServer, file_proxy: FaultProxy, tmp_path: Path
+) -> None:
+    write(tmp_path / "a.bin", 10)
+    file_proxy.fail(None, status=403, match="/denied")
+    query = "?access_token=t0ps3cr3t&page=2"
+    ok = await submit(
+        net, "upload.http", {"inputs": [str(tmp_path / "a.bin")], "url": file_proxy.url + "/ok/" + query}
+    )
+    bad = await submit(
+        net, "upload.http", {"inputs": [str(tmp_path / "a.bin")], "url": file_proxy.url + "/denied" + query}
+    )
+    recs = [await finish(net, clock, r.id) for r in (ok, bad)]
+    assert recs[1].error == f"HTTP 403 Forbidden from PUT {file_proxy.url}/denied?access_token=***&page=2"
+    for rec in recs:
+        kept = repr(rec).replace(repr(rec.payload), "") + repr(net.logs(rec.id)) + repr(net.events_of(rec.id))
+        assert "t0ps3cr3t" not in kept, kept

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
+import random
 from pathlib import Path
 from typing import Any
 
@@ -322,3 +324,91 @@ async def test_given_connections_dropped_mid_upload_when_parts_go_then_they_are_
     ), errors
     assert all(e.endswith("— attempt 1 of 5") for e in errors)
     assert body_of(s3, bucket, "clip.mov") == data
+
+
+async def test_given_a_folder_with_non_utf8_names_when_uploaded_then_keys_read_them_as_latin1_and_nothing_breaks(
+    net: Engine, clock: FakeClock, moto: MotoServer, s3: Any, bucket: str, tmp_path: Path
+) -> None:
+    """b"caf\\xe9.jpg" on Linux: no UTF-8 text holds its name, so neither could a child's
+    payload (the database), a URL or an S3 key; the key reads it as Latin-1 ("café.jpg")."""
+    folder = os.fsencode(tmp_path / "album")
+    os.mkdir(folder)
+    small, big = random.Random(1).randbytes(99), random.Random(2).randbytes(PART + 5)
+    for name, data in ((b"caf\xe9.jpg", small), (b"gro\xdf.bin", big)):
+        Path(os.fsdecode(os.path.join(folder, name))).write_bytes(data)
+    res = await submit(net, "upload.s3", payload(moto.url, bucket, tmp_path / "album"))
+    rec = await finish(net, clock, res.id)
+    assert rec.state is TaskState.COMPLETED, rec.error
+    assert body_of(s3, bucket, "album/café.jpg") == small
+    assert body_of(s3, bucket, "album/groß.bin") == big
+
+
+async def test_given_two_inputs_with_the_same_name_when_uploaded_then_it_fails_naming_both_before_sending(
+    net: Engine, clock: FakeClock, moto: MotoServer, bucket: str, tmp_path: Path
+) -> None:
+    """Both would go to the key "a.bin": one would overwrite the other, whichever ended last."""
+    write(tmp_path / "x" / "a.bin", 10, seed=1)
+    write(tmp_path / "y" / "a.bin", 10, seed=2)
+    res = await submit(
+        net, "upload.s3", payload(moto.url, bucket, tmp_path / "x" / "a.bin", tmp_path / "y" / "a.bin")
+    )
+    rec = await finish(net, clock, res.id)
+    assert rec.state is TaskState.FAILED and rec.attempt == 1
+    assert rec.error == (
+        f"inputs: {tmp_path / 'x' / 'a.bin'} and {tmp_path / 'y' / 'a.bin'} would both be sent as a.bin; "
+        "rename one, or send them separately"
+    )
+    assert moto.requests() == []
+
+
+async def test_given_an_abort_the_server_refuses_when_cancelled_then_the_task_log_says_the_parts_stay(
+    net: Engine, clock: FakeClock, proxy: FaultProxy, moto: MotoServer, s3: Any, bucket: str, tmp_path: Path
+) -> None:
+    """Before, the cleanup's exception went to the engine's Python log only: the task's log
+    showed nothing, and the orphan parts went unnoticed."""
+    write(tmp_path / "movie.mkv", 3 * PART)
+    proxy.stall(match="partNumber=3")
+    proxy.fail(None, status=503, match=lambda method, target: method == "DELETE")
+    res = await submit(net, "upload.s3", payload(proxy.url, bucket, tmp_path / "movie.mkv"))
+    try:
+        await proxy.wait_for_async(lambda p: bool(p.seen("stalled")))
+        await net.cancel(res.id)
+    finally:
+        proxy.release()
+    rec = await finish(net, clock, res.id)
+    assert rec.state is TaskState.CANCELLED
+    await until(lambda: any(ln.level == "error" for ln in net.logs(res.id)))
+    line = next(ln.message for ln in net.logs(res.id) if ln.level == "error")
+    assert line.startswith("cancelled: could not abort the multipart upload of movie.mkv (S3 ")
+    assert line.endswith(
+        f"its parts stay in bucket '{bucket}' until it is aborted there or a lifecycle rule expires it"
+    )
+    assert [u["Key"] for u in s3.list_multipart_uploads(Bucket=bucket)["Uploads"]] == ["movie.mkv"]
+
+
+async def test_given_a_paused_upload_when_the_file_changes_before_resume_then_it_fails_naming_it_and_is_aborted(
+    net: Engine, clock: FakeClock, proxy: FaultProxy, moto: MotoServer, s3: Any, bucket: str, tmp_path: Path
+) -> None:
+    """The parts sent before the pause hold the old bytes: finishing with new ones would
+    store a file that never existed."""
+    await net.set_max_concurrency(1)
+    await net.set_bandwidth_limit(4 * MiB)
+    path = tmp_path / "big.iso"
+    write(path, 3 * PART, seed=8)
+    res = await submit(net, "upload.s3", payload(proxy.url, bucket, path))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while moto.parts_sent()[1] < 1:
+        assert loop.time() < deadline
+        clock.advance(0.05)
+        await asyncio.sleep(0.005)
+    await net.pause(res.id)
+    await until(lambda: all(c.state is not TaskState.RUNNING for c in net.children(res.id)))
+    write(path, 3 * PART, seed=9)  # same size, other bytes, a new mtime
+    await net.resume(res.id)
+    rec = await finish(net, clock, res.id, step=0.25)
+    assert rec.state is TaskState.FAILED
+    assert f"{path} changed since the upload started" in (rec.error or "")
+    await until(lambda: moto.count("AbortMultipartUpload") == 1)
+    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket)

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.crash.harness import integrity_check, read_only
-from tests.net.conftest import MiB, write
+from tests.net.conftest import MiB, until, write
 from tests.net.faults import FaultProxy
 from tests.net.servers import MotoServer
 
@@ -123,3 +123,41 @@ def test_given_a_multipart_upload_when_killed_mid_way_then_the_next_engine_finis
     assert s3.get_object(Bucket=bucket, Key="disk.img")["Body"].read() == data
     assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
     assert moto.count("CreateMultipartUpload") == 1  # the same upload id, resumed
+
+
+@pytest.mark.crash
+async def test_given_a_multipart_upload_killed_mid_way_when_cancelled_in_the_next_engine_then_the_upload_is_aborted(
+    tmp_path: Path, moto: MotoServer, s3: Any, bucket: str, proxy: FaultProxy, workers: list[NetWorker]
+) -> None:
+    """The upload id lives only in the database after the kill: the cleanup hook of the
+    next engine must find it there, or the finished parts stay on the server for good."""
+    from core import Engine, EngineConfig, TaskState
+    from core.jobs.net import register_network
+
+    db = tmp_path / "tasks.db"
+    write(tmp_path / "disk.img", 4 * PART + 17, seed=12)
+    payload = {"inputs": [str(tmp_path / "disk.img")], "bucket": bucket, "endpoint_url": proxy.url,
+               "credentials": "env", "part_size": PART}  # fmt: skip
+    proxy.stall(match="partNumber=3")
+    first = NetWorker(db, "--submit", json.dumps(payload), stderr=tmp_path / "w1.err")
+    workers.append(first)
+    parent = int(first.expect("SUBMITTED").split()[1])
+    first.expect("PART", 2)
+    await proxy.wait_for_async(lambda p: bool(p.seen("stalled")))
+    first.kill()
+    assert [u["Key"] for u in s3.list_multipart_uploads(Bucket=bucket)["Uploads"]] == ["disk.img"]
+
+    engine = await Engine.open(db, EngineConfig(max_concurrency=1))
+    register_network(engine)
+    await engine.start()
+    try:
+        await engine.cancel(parent)
+        proxy.release()  # the part the new engine sent into the stall sees its connection end
+        rec = await engine.wait(parent, timeout=30)
+        assert rec.state is TaskState.CANCELLED
+        await until(lambda: moto.count("AbortMultipartUpload") == 1)
+        assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+        assert moto.parts_sent() == {1: 1, 2: 1}  # nothing more was sent for a cancelled upload
+    finally:
+        proxy.release()
+        await engine.stop(grace=0)

@@ -50,6 +50,9 @@ BAD = [
     ("download.http", {"url": "http://h/f", "output_dir": "/d", "headers": {"Proxy-Authorization": "x"}}, "payload.headers", "Authorization_and_Cookie"),
     ("download.http", {"url": "http://h/f", "output_dir": "/d", "sha256": "abc"}, "payload.sha256", "does not match"),
     ("download.http", {"url": "http://h/f", "output_dir": "/d", "filename": "../x"}, "payload.filename", "does not match"),
+    ("upload.http", {"inputs": ["/a"], "url": "http://h/", "headers": {"X-A": "1\r\nX-Evil: 2"}}, "payload.headers.X-A", "a_header_value_holds_only_printable_ASCII"),
+    ("upload.http", {"inputs": ["/a"], "url": "http://h/", "headers": {"X-A": "1\n"}}, "payload.headers.X-A", "a_header_value_holds_only_printable_ASCII"),
+    ("download.http", {"url": "http://h/f", "output_dir": "/d", "headers": {"X-Name": "café"}}, "payload.headers.X-Name", "a_header_value_holds_only_printable_ASCII"),
 ]  # fmt: skip
 
 
@@ -152,3 +155,13 @@ def test_given_the_cli_when_a_network_task_is_submitted_then_it_gets_the_same_de
 
     res = cli_run(db_path, "submit", "upload.s3", "--payload", json.dumps(gone))
     assert res.code == 1 and "payload.inputs[0]" in res.err and "does not exist" in res.err
+
+
+def test_given_a_task_queued_before_the_header_rule_when_it_runs_then_a_bad_value_fails_for_good() -> None:
+    from core import Permanent
+    from core.jobs.net.common import check_headers
+
+    assert check_headers({"X-A": "plain value\twith tab"}) == {"X-A": "plain value\twith tab"}
+    for value in ("a\n", "a\r\nX-Evil: 1", "café"):
+        with pytest.raises(Permanent, match=r"headers.X-A: only printable ASCII"):
+            check_headers({"X-A": value})

@@ -19,7 +19,15 @@ from typing import Any
 
 from core import Client, Engine, InvalidSubmission, Submission, SubmitResult
 from core.jobs.net import download, http_upload, s3
-from core.jobs.net.common import SECRET_HEADER_NAMES, absolute_inputs, dedup_key, host_of
+from core.jobs.net.common import (
+    SECRET_HEADER_NAMES,
+    absolute_inputs,
+    dedup_key,
+    display,
+    host_of,
+    is_text,
+    redact_url,
+)
 
 KINDS = (s3.KIND, http_upload.KIND, download.KIND)
 
@@ -80,6 +88,11 @@ def prepare(kind: str, payload: Mapping[str, Any]) -> tuple[dict[str, Any], dict
         raise InvalidSubmission("payload.inputs", "a non-empty list of files and folders is required")
     files = 0
     for i, raw in enumerate(inputs):
+        if isinstance(raw, str) and not is_text(raw):  # no UTF-8 text (the database) holds it
+            raise InvalidSubmission(
+                f"payload.inputs[{i}]",
+                f"{display(raw)} is not a UTF-8 name: give its folder instead, or rename it",
+            )
         path = Path(str(raw)).expanduser()
         if not path.exists():
             raise InvalidSubmission(f"payload.inputs[{i}]", f"{raw} does not exist")
@@ -106,7 +119,7 @@ def prepare(kind: str, payload: Mapping[str, Any]) -> tuple[dict[str, Any], dict
     options = {
         "group": host_of(url),
         "key": dedup_key(kind, sorted(p["inputs"]), [url, p.get("method", "PUT"), bool(p.get("webdav"))]),
-        "label": f"{first} → {url}",
+        "label": f"{first} → {redact_url(url)}",
     }
     return p, options
 

@@ -36,6 +36,7 @@ from core.jobs.net.common import (
     format_bytes,
     headers_schema,
     http_failure,
+    redact_url,
     schema_defs,
     url_schema,
 )
@@ -83,18 +84,25 @@ SCHEMA: dict[str, Any] = {
 # -- names ------------------------------------------------------------------------------
 
 
+MAX_NAME_BYTES = 200  # a server's name is cut to this: room for " (9999)" under 255
+
+
 def safe_name(name: str | None) -> str | None:
-    """A file name a server suggested, reduced to a plain name in the folder (no path, no
-    control characters); None when nothing usable is left."""
+    """A file name a server (or a payload) suggested, reduced to a plain name in the
+    folder: no path, no control character, no leading or trailing dot or space, at most
+    MAX_NAME_BYTES in UTF-8 (cut before the extension); None when nothing usable is left."""
     if not name:
         return None
     name = name.replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(ch for ch in name if ch >= " " and ch != "\x7f").strip().strip(".")
-    if not name or name in (".", ".."):
-        return None
-    while len(name.encode()) > 255:
-        name = name[:-1]
-    return name
+    name = "".join(ch for ch in name if ch >= " " and ch != "\x7f" and not "\ud800" <= ch <= "\udfff")
+    name = name.strip(" .")
+    if len(name.encode()) > MAX_NAME_BYTES:
+        stem, dot, ext = name.rpartition(".")
+        if not stem or len(ext) > 16:
+            stem, dot, ext = name, "", ""
+        room = MAX_NAME_BYTES - len(f"{dot}{ext}".encode())
+        name = stem.encode()[:room].decode("utf-8", "ignore").rstrip(" .") + dot + ext
+    return name or None
 
 
 def name_from_url(url: str) -> str:
@@ -125,14 +133,14 @@ def name_from_disposition(value: str | None) -> str | None:
 def free_path(folder: Path, name: str) -> Path:
     """folder/name, or folder/"name (1).ext" … when that exists."""
     path = folder / name
-    if not path.exists():
+    if not os.path.lexists(path):  # a dangling link is taken too
         return path
     stem, dot, ext = name.rpartition(".")
     if not stem:  # no extension (or a dot file)
         stem, dot, ext = name, "", ""
     for n in range(1, 10_000):
         candidate = folder / f"{stem} ({n}){dot}{ext}"
-        if not candidate.exists():
+        if not os.path.lexists(candidate):
             return candidate
     raise Permanent(f"output_dir: too many files named like {name} in {folder}")
 
@@ -187,15 +195,17 @@ async def download(ctx: TaskContext, payload: dict[str, Any]) -> dict[str, Any]:
     have = await asyncio.to_thread(_file_size, part)
     if have and not state.get("validator"):
         have = 0  # nothing tells whether the server still has the same file: start over
-    request_headers = dict(headers)
-    if have:
-        request_headers["Range"] = f"bytes={have}-"
-        request_headers["If-Range"] = state["validator"]
-    what = f"GET {url}"
+    shown = redact_url(url)
+    what = f"GET {shown}"
     async with client_for(auth, follow_redirects=True) as client:
         try:
-            async with client.stream("GET", url, headers=request_headers) as response:
-                total = await _receive(ctx, response, payload, state, part, have, what)
+            try:
+                total = await _get(ctx, client, url, headers, payload, state, part, have, what)
+            except _StartOver as e:
+                ctx.log(f"{e}: starting over")
+                await asyncio.to_thread(part.unlink, True)
+                state.clear()
+                total = await _get(ctx, client, url, headers, payload, state, part, 0, what)
         except httpx.HTTPError as e:
             raise transport_failure(ctx, e, what) from e
     size = await asyncio.to_thread(_file_size, part)
@@ -206,11 +216,35 @@ async def download(ctx: TaskContext, payload: dict[str, Any]) -> dict[str, Any]:
     expected = payload.get("sha256")
     if expected and digest != expected.lower():
         await asyncio.to_thread(part.unlink, True)
-        raise Permanent(f"sha256 mismatch for {url}: expected {expected.lower()}, got {digest}")
+        raise Permanent(f"sha256 mismatch for {shown}: expected {expected.lower()}, got {digest}")
     name = str(state.get("name") or name_from_url(url))
     final = await asyncio.to_thread(_keep, part, folder, name, bool(payload.get("overwrite")))
     ctx.log(f"saved {final.name} ({format_bytes(size)})")
-    return {"path": str(final), "bytes": size, "sha256": digest, "url": url}
+    return {"path": str(final), "bytes": size, "sha256": digest, "url": shown}
+
+
+class _StartOver(Exception):
+    """The bytes the part file holds cannot be continued (the message says why)."""
+
+
+async def _get(
+    ctx: TaskContext,
+    client: httpx.AsyncClient,
+    url: str,
+    headers: dict[str, str],
+    payload: dict[str, Any],
+    state: dict[str, Any],
+    part: Path,
+    have: int,
+    what: str,
+) -> int | None:
+    """One GET into the part file, from byte `have` (then with Range and If-Range)."""
+    request_headers = dict(headers)
+    if have:
+        request_headers["Range"] = f"bytes={have}-"
+        request_headers["If-Range"] = state["validator"]
+    async with client.stream("GET", url, headers=request_headers) as response:
+        return await _receive(ctx, response, payload, state, part, have, what)
 
 
 async def _receive(
@@ -223,34 +257,42 @@ async def _receive(
     what: str,
 ) -> int | None:
     """Write the response body to the part file (appending after a 206); returns the size
-    the whole file should have (None when the server does not say)."""
+    the whole file should have (None when the server does not say). Raises _StartOver when
+    a 206 cannot continue what the part file holds: another range, or another file (its
+    validator or size differ: a server that ignores If-Range)."""
     status = response.status_code
     if status == 416 and have and state.get("total") == have:
         return have  # everything arrived before the interruption
+    if status == 416 and have:
+        raise _StartOver("the server refused the range")
     if status == 206 and have:
         match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
         if match is None or int(match.group(1)) != have:
-            await asyncio.to_thread(part.unlink, True)
-            raise TransferError(f"{what}: the server sent another range than asked; starting over")
+            raise _StartOver("the server sent another range than asked")
         total = None if match.group(3) == "*" else int(match.group(3))
+        now = validator_of(response)
+        if now is not None and now != state.get("validator"):
+            raise _StartOver("the file changed on the server (another ETag or Last-Modified)")
+        if total is not None and state.get("total") is not None and total != state["total"]:
+            raise _StartOver(f"the file changed on the server (now {total} bytes, was {state['total']})")
         mode = "ab"
         ctx.log(f"resuming at byte {have}")
-    elif status == 200 or (status == 416 and have):
+    elif status == 200:
         if have:
             ctx.log("the server sent the whole file again (no range support, or it changed): starting over")
         have = 0
         length = response.headers.get("Content-Length")
         total = int(length) if length and length.isdigit() else None
         mode = "wb"
-        name = payload.get("filename") or name_from_disposition(response.headers.get("Content-Disposition"))
+        name = safe_name(payload.get("filename")) or name_from_disposition(
+            response.headers.get("Content-Disposition")
+        )
         state.clear()
         state.update(
             name=name or name_from_url(str(response.url)),
             validator=validator_of(response),
             total=total,
         )
-        if status == 416:
-            raise TransferError(f"{what}: the server refused the range; starting over")
     else:
         raise http_failure(ctx, status, what, response.reason_phrase if status >= 400 else "")
     await ctx.checkpoint(dict(state))

@@ -34,9 +34,12 @@ from core.jobs.net.common import (
     attempt_text,
     check_headers,
     collect_files,
+    display,
     format_bytes,
     headers_schema,
     http_failure,
+    redact_text,
+    redact_url,
     schema_defs,
     url_schema,
 )
@@ -100,13 +103,16 @@ def client_for(auth: httpx.Auth | None, *, follow_redirects: bool) -> httpx.Asyn
 
 def transport_failure(ctx: Any, e: httpx.HTTPError, what: str) -> Exception:
     """A retryable failure for a lost connection or a timeout; Permanent for a bad URL."""
-    if isinstance(e, httpx.UnsupportedProtocol | httpx.InvalidURL | httpx.TooManyRedirects):
-        return Permanent(f"{what}: {e}")
+    reason = redact_text(str(e)) or type(e).__name__  # httpx may quote the URL
+    if isinstance(
+        e, httpx.UnsupportedProtocol | httpx.InvalidURL | httpx.TooManyRedirects | httpx.LocalProtocolError
+    ):  # what we would send is wrong (a header with a line break, say): no retry mends it
+        return Permanent(f"{what}: {reason}")
     if isinstance(e, httpx.ConnectTimeout | httpx.ConnectError):
-        return TransferError(f"cannot connect for {what}: {e or type(e).__name__} — {attempt_text(ctx)}")
+        return TransferError(f"cannot connect for {what}: {reason} — {attempt_text(ctx)}")
     if isinstance(e, httpx.TimeoutException):
         return TransferError(f"no answer within {READ_TIMEOUT:g} s during {what} — {attempt_text(ctx)}")
-    return TransferError(f"connection lost during {what}: {e or type(e).__name__} — {attempt_text(ctx)}")
+    return TransferError(f"connection lost during {what}: {reason} — {attempt_text(ctx)}")
 
 
 async def get_auth(payload: dict[str, Any]) -> httpx.Auth | None:
@@ -135,7 +141,7 @@ async def _file_chunks(path: str, size: int, meter: AsyncMeter) -> AsyncIterator
             await meter.take(n)
             chunk = await asyncio.to_thread(fh.read, n)
             if not chunk:
-                raise Permanent(f"{path} became shorter while it was being sent")
+                raise Permanent(f"{display(path)} became shorter while it was being sent")
             left -= len(chunk)
             yield chunk
             meter.moved(len(chunk))
@@ -173,7 +179,7 @@ async def _send_file(
 ) -> httpx.Response:
     method = payload.get("method", "PUT")
     content_type = mimetypes.guess_type(f.path)[0] or "application/octet-stream"
-    what = f"{method} {target}"
+    what = f"{method} {redact_url(target)}"
     start = meter.done
     if method == "POST":
         boundary = f"taskdeck-{uuid.uuid4().hex}"
@@ -197,7 +203,7 @@ async def _send_file(
     if not 200 <= response.status_code < 300:
         meter.done = start
         if 300 <= response.status_code < 400:
-            location = response.headers.get("Location", "?")
+            location = redact_url(response.headers.get("Location", "?"))
             raise Permanent(f"{what} was redirected to {location}: give that URL instead")
         raise http_failure(ctx, response.status_code, what)
     return response
@@ -217,7 +223,7 @@ async def _mkcol(ctx: Any, client: httpx.AsyncClient, url: str, known: set[str],
             response = await _request(ctx, client, "MKCOL", url)
     # 201 made it; 405 (or a redirect to it) means it is there already
     if response.status_code not in (200, 201, 204, 301, 302, 405):
-        raise http_failure(ctx, response.status_code, f"MKCOL {url}")
+        raise http_failure(ctx, response.status_code, f"MKCOL {redact_url(url)}")
     known.add(url)
 
 
@@ -225,7 +231,7 @@ async def _request(ctx: Any, client: httpx.AsyncClient, method: str, url: str) -
     try:  # "Content-Length: 0" says plainly there is no body (some servers would wait for one)
         return await client.request(method, url, headers={"Content-Length": "0"})
     except httpx.HTTPError as e:
-        raise transport_failure(ctx, e, f"{method} {url}") from e
+        raise transport_failure(ctx, e, f"{method} {redact_url(url)}") from e
 
 
 def folder_urls(url: str, f: LocalFile) -> list[str]:
@@ -272,7 +278,11 @@ async def upload(ctx: TaskContext, payload: dict[str, Any]) -> dict[str, Any]:
                     await _mkcol(ctx, client, folder, known)
             response = await _send_file(ctx, client, payload, f, target, headers, meter)
             meter.report()
-            entry: dict[str, Any] = {"url": target, "status": response.status_code, "size": f.size}
+            entry: dict[str, Any] = {
+                "url": redact_url(target),
+                "status": response.status_code,
+                "size": f.size,
+            }
             if response.headers.get("ETag"):
                 entry["etag"] = response.headers["ETag"]
             sent.append(entry)
@@ -281,8 +291,9 @@ async def upload(ctx: TaskContext, payload: dict[str, Any]) -> dict[str, Any]:
             if since_files >= CHECKPOINT_FILES or since_bytes >= CHECKPOINT_BYTES:
                 await ctx.checkpoint({"done": sorted(done)})
                 since_files, since_bytes = 0, 0
-    ctx.log(f"sent {len(files)} file{'s' if len(files) != 1 else ''} ({format_bytes(total)}) to {url}")
-    return {"url": url, "files": len(files), "bytes": total, "sent": sent[:MAX_LISTED]}
+    shown = redact_url(url)
+    ctx.log(f"sent {len(files)} file{'s' if len(files) != 1 else ''} ({format_bytes(total)}) to {shown}")
+    return {"url": shown, "files": len(files), "bytes": total, "sent": sent[:MAX_LISTED]}
 
 
 def register(engine: Engine, **hooks: Any) -> None:

@@ -40,6 +40,8 @@ from core.jobs.net.common import (
     collect_files,
     format_bytes,
     host_of,
+    local_path,
+    path_field,
     schema_defs,
     url_schema,
 )
@@ -214,34 +216,37 @@ def _content_type(payload: Mapping[str, Any], path: str) -> str | None:
 def upload_object(ctx: SyncCtx, payload: dict[str, Any]) -> dict[str, Any]:
     """`upload.s3.object`: one small file of an upload, in one PutObject."""
     target = Target.of(payload)
-    check_unchanged(payload["path"], payload["file_size"], payload["mtime_ns"])
+    path = local_path(payload["path"])
+    check_unchanged(path, payload["file_size"], payload["mtime_ns"])
     client = connect(ctx, target)
     key = payload["key"]
     sent = send_slice(
         ctx,
         client,
         target,
-        path=payload["path"],
+        path=path,
         key=key,
         offset=0,
         size=payload["file_size"],
         label=f"uploading {os.path.basename(key)}",
-        content_type=_content_type(payload, payload["path"]),
+        content_type=_content_type(payload, path),
     )
+    check_unchanged(path, payload["file_size"], payload["mtime_ns"], sent=True)
     return {"file": payload.get("file", 0), "key": key, "etag": sent.etag, "size": payload["file_size"]}
 
 
 def upload_part(ctx: SyncCtx, payload: dict[str, Any]) -> dict[str, Any]:
     """`upload.s3.part`: one part of a multipart upload, in one UploadPart."""
     target = Target.of(payload)
-    check_unchanged(payload["path"], payload["file_size"], payload["mtime_ns"])
+    path = local_path(payload["path"])
+    check_unchanged(path, payload["file_size"], payload["mtime_ns"])
     client = connect(ctx, target)
     part, parts = payload["part"], payload["parts"]
     sent = send_slice(
         ctx,
         client,
         target,
-        path=payload["path"],
+        path=path,
         key=payload["key"],
         offset=payload["offset"],
         size=payload["size"],
@@ -249,6 +254,9 @@ def upload_part(ctx: SyncCtx, payload: dict[str, Any]) -> dict[str, Any]:
         upload_id=payload["upload_id"],
         part=part,
     )
+    # A part's bytes are checked against what was sent (CRC32 or MD5), not against the
+    # file: a write while they went would mix old and new parts in one object.
+    check_unchanged(path, payload["file_size"], payload["mtime_ns"], sent=True)
     result = {
         "file": payload.get("file", 0),
         "upload_id": payload["upload_id"],
@@ -303,7 +311,7 @@ def upload(ctx: Any, payload: dict[str, Any]) -> dict[str, Any]:
     plan: list[dict[str, Any]] = []
     for i, f in enumerate(files):
         key = key_for(prefix, f)
-        common = {**target.fields(), "path": f.path, "key": key, "file": i, "file_size": f.size,
+        common = {**target.fields(), "path": path_field(f.path), "key": key, "file": i, "file_size": f.size,
                   "mtime_ns": f.mtime_ns}  # fmt: skip
         if "bandwidth_limit" in payload:
             common["bandwidth_limit"] = payload["bandwidth_limit"]
@@ -568,10 +576,16 @@ def make_cleanup(engine: Engine) -> Callable[..., Any]:
         if not uploads:
             return
         target = Target.of(payload)
-        aborted = await asyncio.to_thread(abort_all, target, uploads)
+        aborted, failed = await asyncio.to_thread(abort_all, target, uploads)
         if aborted:
             ctx.log(
                 f"{reason}: aborted {aborted} multipart upload{'s' if aborted != 1 else ''} on {target.where}"
+            )
+        for key, why in failed:  # said in the task's log, where the user looks, not only in ours
+            ctx.log(
+                f"{reason}: could not abort the multipart upload of {key} ({why}); its parts stay in "
+                f"bucket {target.bucket!r} until it is aborted there or a lifecycle rule expires it",
+                level="error",
             )
 
     return cleanup

@@ -30,6 +30,7 @@ from core.jobs.net.common import (
     SyncMeter,
     TransferError,
     attempt_text,
+    redact_text,
 )
 
 MD5_ETAG = re.compile(r"^[0-9a-f]{32}$")
@@ -236,37 +237,45 @@ _AUTH_CODES = frozenset(
 )
 
 
+def _one_line(text: object) -> str:
+    """A server's or library's text, as one line of a task's error (no URL secrets)."""
+    return redact_text(" ".join(str(text).split()))
+
+
 def failure(ctx: Any, e: BaseException, target: Target, what: str) -> BaseException:
-    """The exception to raise for a boto3 error: Permanent when trying again cannot help."""
+    """The exception to raise for a boto3 error: Permanent when trying again cannot help.
+    A Permanent one names the bucket and the endpoint, on one line."""
     bx = botocore_exceptions()
     where = target.where
+    bucket = f"bucket {target.bucket!r} at {where}"
     if isinstance(e, creds.CredentialsError):
         return Permanent(str(e))
     if isinstance(e, bx.ClientError):
         err = e.response.get("Error", {})
         code = str(err.get("Code", ""))
-        message = str(err.get("Message", "")) or code
+        message = _one_line(err.get("Message", "")) or code
         status = int(e.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
         if code == "NoSuchBucket":
             return Permanent(f"bucket {target.bucket!r} does not exist at {where} (S3 NoSuchBucket)")
         if code in _AUTH_CODES:
             return Permanent(
-                f"{where} refused the credentials for {what} (S3 {code}: {message}); "
-                "check the keyring entry or environment named by `credentials`"
+                f"{bucket} refused {what} (S3 {code}: {message}); check the keyring entry or "
+                "environment named by `credentials`, and what they may do in the bucket"
             )
         if code == "NoSuchUpload":
-            return Permanent(f"{what}: the multipart upload no longer exists at {where} (aborted or expired)")
-        text = f"S3 {code or status}: {message} ({what} at {where})"
+            return Permanent(
+                f"{what}: the multipart upload no longer exists in {bucket} (aborted or expired)"
+            )
         if code in _RETRY_CODES or status >= 500 or status in (408, 429) or not status:
-            return TransferError(f"{text} — {attempt_text(ctx)}")
-        return Permanent(text)
+            return TransferError(f"S3 {code or status}: {message} ({what} at {where}) — {attempt_text(ctx)}")
+        return Permanent(f"S3 {code or status}: {message} ({what} in {bucket})")
     if isinstance(e, bx.NoCredentialsError | bx.PartialCredentialsError):
         return Permanent(
             f"no S3 credentials for {where}: name a keyring entry in `credentials`, or set "
             "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
         )
     if isinstance(e, bx.ParamValidationError | bx.NoRegionError | bx.InvalidEndpointConfigurationError):
-        return Permanent(f"{what}: {e}")
+        return Permanent(f"{what}: {_one_line(e)}")
     if isinstance(e, bx.EndpointConnectionError | bx.ConnectTimeoutError):
         return TransferError(f"cannot connect to {where} for {what} — {attempt_text(ctx)}")
     if isinstance(e, bx.ReadTimeoutError):
@@ -274,7 +283,9 @@ def failure(ctx: Any, e: BaseException, target: Target, what: str) -> BaseExcept
             f"{where} did not answer within {READ_TIMEOUT:g} s ({what}) — {attempt_text(ctx)}"
         )
     if isinstance(e, bx.BotoCoreError | OSError):
-        return TransferError(f"connection to {where} failed during {what}: {e} — {attempt_text(ctx)}")
+        return TransferError(
+            f"connection to {where} failed during {what}: {_one_line(e)} — {attempt_text(ctx)}"
+        )
     return e
 
 
@@ -405,17 +416,28 @@ def connect(ctx: Any, target: Target) -> Any:
     return call(ctx, target, "connecting", lambda: client_for(target))
 
 
-def abort_all(target: Target, uploads: Mapping[str, str]) -> int:
-    """Abort each upload (id -> key); one completed or aborted already is no error."""
+def abort_all(target: Target, uploads: Mapping[str, str]) -> tuple[int, list[tuple[str, str]]]:
+    """Abort each upload (id -> key); one completed or aborted already is no error. Returns
+    how many were aborted and, for each that could not be, (key, why): one failure does
+    not keep the others from being aborted."""
     ClientError = botocore_exceptions().ClientError
 
-    client = client_for(target)
-    aborted = 0
+    class _Once:  # one try: a cleanup is not retried
+        attempt, max_retries = 1, 0
+
+    aborted, failed = 0, []
+    try:
+        client = client_for(target)
+    except Exception as e:
+        why = str(failure(_Once(), e, target, "aborting"))
+        return 0, [(key, why) for key in uploads.values()]
     for upload_id, key in uploads.items():
         try:
             client.abort_multipart_upload(Bucket=target.bucket, Key=key, UploadId=upload_id)
             aborted += 1
         except ClientError as e:
             if e.response.get("Error", {}).get("Code") != "NoSuchUpload":
-                raise
-    return aborted
+                failed.append((key, str(failure(_Once(), e, target, f"aborting the upload of {key}"))))
+        except Exception as e:
+            failed.append((key, str(failure(_Once(), e, target, f"aborting the upload of {key}"))))
+    return aborted, failed
