@@ -266,6 +266,9 @@ class Engine(ScheduleEngine):
             watcher = tg.create_task(self._watch_clients(), name="taskdeck client watch")
             self._bw_refresh()
             sampler = tg.create_task(self._sample_forever(), name="taskdeck resource sampler")
+            deferred, self._deferred_cleanups = self._deferred_cleanups, []
+            for cleanup in deferred:
+                tg.create_task(cleanup())
             ready.set_result(None)
             await self._stop_event.wait()
             timers.cancel()

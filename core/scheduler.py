@@ -13,7 +13,7 @@ import logging
 import random
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from core.bandwidth import BandwidthPolicy, ByteBucket
@@ -279,6 +279,8 @@ class EngineBase(ABC):
         self._started = False
         self._main: asyncio.Task[None] | None = None
         self._tg: asyncio.TaskGroup | None = None
+        # cleanup hooks of tasks cancelled before start(): they run once it has started
+        self._deferred_cleanups: list[Callable[[], Coroutine[Any, Any, None]]] = []
         self._stop_event: asyncio.Event | None = None
         self._progress_written_at = 0.0
         self._progress_timer: asyncio.TimerHandle | None = None

@@ -15,6 +15,7 @@ pending; when one fails, is cancelled or expires, the dependent ends `dependency
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -135,14 +136,11 @@ class TaskTrees(TaskRunner):
                 return
             self._after_terminal(t.id)
             spec = self._kinds.get(t.kind)
-            if (
-                cleanup
-                and t.started
-                and spec is not None
-                and spec.cleanup is not None
-                and self._tg is not None
-            ):
-                self._tg.create_task(self._cleanup_idle(t, spec, cleanup))
+            if cleanup and t.started and spec is not None and spec.cleanup is not None:
+                if self._tg is not None:
+                    self._tg.create_task(self._cleanup_idle(t, spec, cleanup))
+                else:  # cancelled before start(): the hook runs as soon as the engine does
+                    self._deferred_cleanups.append(functools.partial(self._cleanup_idle, t, spec, cleanup))
 
         db.writer.enqueue(
             lambda conn: db.tr.end_idle(

@@ -168,6 +168,38 @@ async def test_given_a_cleanup_hook_then_it_runs_once_when_a_task_fails_for_good
     await eng.stop()
 
 
+async def test_given_a_started_task_cancelled_before_the_next_engine_starts_then_its_cleanup_runs_at_start(
+    db_path: Path, clock: FakeClock
+) -> None:
+    """An upload interrupted by a stop, cancelled by a new engine before start(): the hook
+    that aborts it on the server still runs (once the engine runs), with the checkpoint."""
+    cleaned: list[tuple[int, str, Any]] = []
+    go = asyncio.Event()
+
+    async def upload(ctx: Any, payload: Any) -> None:
+        await ctx.checkpoint({"upload_id": f"u{ctx.id}"})
+        await go.wait()
+
+    async def abort(ctx: Any, payload: Any, reason: str) -> None:
+        cleaned.append((ctx.id, reason, ctx.resume_data))
+
+    first = await Engine.open(db_path, EngineConfig(clock=clock))
+    first.register("upload", upload, cleanup=abort)
+    await first.start()
+    res = await first.submit("upload", "big.iso")
+    await until(lambda: first.get(res.id).resume_data is not None)  # type: ignore[union-attr]
+    await first.stop(grace=0)  # interrupted: it stays active, with its checkpoint
+    second = await Engine.open(db_path, EngineConfig(clock=clock))
+    second.register("upload", upload, cleanup=abort)
+    await second.cancel(res.id)
+    assert second.get(res.id).state is TaskState.CANCELLED  # type: ignore[union-attr]
+    assert cleaned == []  # nothing runs before start()
+    await second.start()
+    await until(lambda: len(cleaned) == 1)
+    assert cleaned == [(res.id, "cancelled", {"upload_id": f"u{res.id}"})]
+    await second.stop()
+
+
 async def test_given_a_cleanup_that_hangs_then_it_is_bounded_by_its_timeout(
     db_path: Path, clock: FakeClock
 ) -> None:
