@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from core import Permanent, RetryPolicy
+from core.jobs.common import PlainContext
 
 # -- defaults ---------------------------------------------------------------------------
 
@@ -336,25 +337,10 @@ def http_failure(ctx: Any, status: int, what: str, detail: str = "") -> Exceptio
 # -- moving bytes -----------------------------------------------------------------------
 
 
-class SyncCtx(Protocol):
-    """What the thread handlers use of SyncTaskContext."""
-
-    @property
-    def interrupted(self) -> bool: ...
+class SyncCtx(PlainContext, Protocol):
+    """What the thread handlers use of SyncTaskContext: the plain ctx, and the bandwidth."""
 
     def throttle(self, nbytes: int) -> None: ...
-
-    def progress(
-        self,
-        fraction: float | None = None,
-        message: str | None = None,
-        done: int | None = None,
-        total: int | None = None,
-    ) -> None: ...
-
-    def record_io(self, read: int = 0, written: int = 0, sent: int = 0, received: int = 0) -> None: ...
-
-    def yield_point(self) -> None: ...
 
 
 HINT_SECONDS = 1.0
