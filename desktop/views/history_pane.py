@@ -14,7 +14,6 @@ from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QMenu,
@@ -32,7 +31,7 @@ from desktop.bridge import Bridge, EngineStatus
 from desktop.dialogs.common import ask, confirm
 from desktop.models.history import HistoryFilter, HistoryModel
 from desktop.models.roles import HistoryColumn, Role
-from desktop.views.widgets import EmptyState, Toast, name
+from desktop.views.widgets import EmptyState, Toast, name, table_header
 
 RESULTS = (
     ("All results", ()),
@@ -130,23 +129,22 @@ class HistoryPane(QWidget):
         self.view.verticalHeader().setDefaultSectionSize(24)
         self.view.setWordWrap(False)
         header = self.view.horizontalHeader()
-        header.setObjectName("historyHeader")
-        header.setSectionsMovable(True)
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setStretchLastSection(True)
-        header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
-        for col, width in (
-            (HistoryColumn.NAME, 240),
-            (HistoryColumn.KIND, 110),
-            (HistoryColumn.RESULT, 150),
-            (HistoryColumn.FINISHED, 135),
-            (HistoryColumn.DURATION, 85),
-            (HistoryColumn.OUTPUT, 150),
-            (HistoryColumn.ATTEMPTS, 80),
-            (HistoryColumn.REASON, 330),
-            (HistoryColumn.ID, 60),
-        ):
-            header.resizeSection(col, width)
+        table_header(
+            header,
+            "historyHeader",
+            (
+                (HistoryColumn.NAME, 240),
+                (HistoryColumn.KIND, 110),
+                (HistoryColumn.RESULT, 150),
+                (HistoryColumn.FINISHED, 135),
+                (HistoryColumn.DURATION, 85),
+                (HistoryColumn.OUTPUT, 150),
+                (HistoryColumn.ATTEMPTS, 80),
+                (HistoryColumn.REASON, 330),
+                (HistoryColumn.ID, 60),
+            ),
+            movable=True,
+        )
         self.view.setSortingEnabled(True)
         header.setSortIndicator(HistoryColumn.FINISHED, Qt.SortOrder.DescendingOrder)
         lay.addWidget(self.view, 1)

@@ -10,7 +10,6 @@ from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, Qt, QTimer,
 from PySide6.QtGui import QAction, QContextMenuEvent, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QHeaderView,
     QMenu,
     QTreeView,
     QVBoxLayout,
@@ -23,7 +22,7 @@ from desktop.dialogs.common import confirm
 from desktop.models.proxy import QueueFilter
 from desktop.models.queue import QueueModel
 from desktop.models.roles import QUEUE_HEADERS, QueueColumn, Role
-from desktop.views.widgets import Banner, EmptyState, FilterChips, ProgressDelegate, name
+from desktop.views.widgets import Banner, EmptyState, FilterChips, ProgressDelegate, name, table_header
 from desktop.vocabulary import Category, priority_steps
 
 _QUEUED = (TaskState.PENDING, TaskState.PAUSED)
@@ -119,27 +118,26 @@ class QueuePane(QWidget):
         self.view.setDefaultDropAction(Qt.DropAction.MoveAction)
         self.view.setItemDelegateForColumn(QueueColumn.PROGRESS, ProgressDelegate(self.view))
         header = self.view.header()
-        header.setObjectName("queueHeader")
+        table_header(
+            header,
+            "queueHeader",
+            (
+                (QueueColumn.NAME, 230),
+                (QueueColumn.KIND, 105),
+                (QueueColumn.STATE, 270),
+                (QueueColumn.PRIORITY, 70),
+                (QueueColumn.PROGRESS, 120),
+                (QueueColumn.SPEED, 85),
+                (QueueColumn.ETA, 80),
+                (QueueColumn.GROUP, 150),
+                (QueueColumn.ADDED, 60),
+            ),
+            movable=True,
+        )
         header.setSortIndicatorClearable(True)
         header.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
-        header.setSectionsMovable(True)
-        header.setStretchLastSection(True)
-        header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         header.customContextMenuRequested.connect(self._header_menu)
-        for col, width in (
-            (QueueColumn.NAME, 230),
-            (QueueColumn.KIND, 105),
-            (QueueColumn.STATE, 270),
-            (QueueColumn.PRIORITY, 70),
-            (QueueColumn.PROGRESS, 120),
-            (QueueColumn.SPEED, 85),
-            (QueueColumn.ETA, 80),
-            (QueueColumn.GROUP, 150),
-            (QueueColumn.ADDED, 60),
-        ):
-            header.resizeSection(col, width)
         self.view.setSortingEnabled(True)
         header.sortIndicatorChanged.connect(self._sort_changed)
         lay.addWidget(self.view, 1)

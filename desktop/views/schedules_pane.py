@@ -12,7 +12,6 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QMenu,
     QPushButton,
@@ -34,7 +33,7 @@ from desktop.models.schedules import (
     ScheduleRunsModel,
     schedule_name,
 )
-from desktop.views.widgets import EmptyState, name
+from desktop.views.widgets import EmptyState, name, table_header
 
 logger = logging.getLogger(__name__)
 TICK_MS = 1000  # countdowns move once a second
@@ -112,19 +111,18 @@ class SchedulesPane(QWidget):
         self.view.verticalHeader().setDefaultSectionSize(26)
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         header = self.view.horizontalHeader()
-        header.setObjectName("schedulesHeader")
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setStretchLastSection(True)
-        header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
-        for col, width in (
-            (ScheduleColumn.ENABLED, 44),
-            (ScheduleColumn.NAME, 200),
-            (ScheduleColumn.SCHEDULE, 260),
-            (ScheduleColumn.NEXT_RUN, 170),
-            (ScheduleColumn.LAST_RESULT, 160),
-            (ScheduleColumn.RUNS, 56),
-        ):
-            header.resizeSection(col, width)
+        table_header(
+            header,
+            "schedulesHeader",
+            (
+                (ScheduleColumn.ENABLED, 44),
+                (ScheduleColumn.NAME, 200),
+                (ScheduleColumn.SCHEDULE, 260),
+                (ScheduleColumn.NEXT_RUN, 170),
+                (ScheduleColumn.LAST_RESULT, 160),
+                (ScheduleColumn.RUNS, 56),
+            ),
+        )
         self.splitter.addWidget(self.view)
         runs_box = QWidget()
         runs_box.setObjectName("scheduleRunsBox")
@@ -145,17 +143,17 @@ class SchedulesPane(QWidget):
         self.runs_view.setWordWrap(False)
         self.runs_view.verticalHeader().hide()
         rh = self.runs_view.horizontalHeader()
-        rh.setObjectName("scheduleRunsHeader")
-        rh.setStretchLastSection(True)
-        rh.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
-        for run_col, width in (
-            (RunColumn.WHEN, 120),
-            (RunColumn.TRIGGER, 90),
-            (RunColumn.RESULT, 290),
-            (RunColumn.DURATION, 80),
-            (RunColumn.DETAIL, 260),
-        ):
-            rh.resizeSection(run_col, width)
+        table_header(
+            rh,
+            "scheduleRunsHeader",
+            (
+                (RunColumn.WHEN, 120),
+                (RunColumn.TRIGGER, 90),
+                (RunColumn.RESULT, 290),
+                (RunColumn.DURATION, 80),
+                (RunColumn.DETAIL, 260),
+            ),
+        )
         rlay.addWidget(self.runs_view)
         self.splitter.addWidget(runs_box)
         self.splitter.setStretchFactor(0, 3)

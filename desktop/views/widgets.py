@@ -3,7 +3,7 @@ and the empty state. Their look comes from the theme's QSS (objectName and prope
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from PySide6.QtCore import QEvent, QModelIndex, QObject, QPersistentModelIndex, QRect, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QDragEnterEvent, QDropEvent, QPainter, QPalette
@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (
     QApplication,
     QFrame,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QPushButton,
     QStyle,
@@ -30,6 +31,20 @@ def name(widget: QWidget, object_name: str, accessible: str) -> None:
     """Every control gets an objectName (tests, QSS) and an accessible name."""
     widget.setObjectName(object_name)
     widget.setAccessibleName(accessible)
+
+
+def table_header(
+    header: QHeaderView, object_name: str, widths: Iterable[tuple[int, int]], *, movable: bool = False
+) -> None:
+    """A list's column header as every pane has it: named, left-aligned titles, columns
+    the user resizes (the last one stretches), these starting widths."""
+    header.setObjectName(object_name)
+    header.setSectionsMovable(movable)
+    header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+    header.setStretchLastSection(True)
+    header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+    for col, width in widths:
+        header.resizeSection(col, width)
 
 
 def restyle(widget: QWidget) -> None:
