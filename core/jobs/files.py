@@ -11,7 +11,9 @@
   naming them (like rsync's "partial transfer"). Any other error (disk full, I/O error)
   stops the task with a retryable error; its checkpoint keeps the counts.
 - Resuming (pause, crash, retry): a finished file has the source's size and mtime, set
-  only after its last byte was written, so it is skipped; a half-written one is not.
+  only after its last byte was written, so it is skipped; a half-written one is not. A
+  checkpoint is written before the first file, so a crash at any point resumes (and does
+  not copy again what was complete).
 - `dry_run` changes nothing and returns what would change as the task's result.
 - `verify` hashes what it reads and reads every copy back to compare.
 
@@ -554,6 +556,8 @@ class _Run:
         os.makedirs(self.destination, exist_ok=True)
         self.same_device = os.stat(self.destination).st_dev == os.stat(self.listing.base).st_dev
         self._report()
+        if ctx.resume_data is None:  # a crash before the first timed checkpoint resumes too
+            self._checkpoint(force=True)
         try:
             for step in self.steps:
                 if ctx.interrupted:

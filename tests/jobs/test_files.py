@@ -339,6 +339,17 @@ def test_given_copy_interrupted_half_way_when_resumed_then_finished_files_are_no
     assert any("resuming" in line for line in second.logs)
 
 
+def finished_files(src: Path, dst: Path) -> list[str]:
+    """Files of `dst` that are complete: the source's size and mtime (what a resume skips)."""
+    out = []
+    for p in dst.rglob("*"):
+        if p.is_file():
+            a, b = p.stat(), (src / p.relative_to(dst)).stat()
+            if (a.st_size, a.st_mtime_ns) == (b.st_size, b.st_mtime_ns):
+                out.append(str(p.relative_to(dst)))
+    return sorted(out)
+
+
 async def test_given_running_copy_when_paused_and_resumed_then_it_completes_from_its_checkpoint(
     eng: Engine, tmp_path: Path
 ) -> None:
