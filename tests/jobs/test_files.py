@@ -3,6 +3,7 @@ and spaces, symlinks, FIFOs, unreadable files and folders in the way; resuming."
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -14,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from core import Engine, Interrupted, InvalidSubmission, TaskState
+from core import Engine, Interrupted, InvalidSubmission, Permanent, TaskState
 from core.jobs import files
 from tests.crash.harness import ROOT
 
@@ -311,8 +312,11 @@ class FakeCtx:
 
 
 def test_given_copy_interrupted_half_way_when_resumed_then_finished_files_are_not_copied_again(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """One file after the other (COPY_THREADS = 1): the exact counts; the threaded case
+    is the test after this one."""
+    monkeypatch.setattr(files, "COPY_THREADS", 1)
     src, dst = tmp_path / "src", tmp_path / "dst"
     names = [f"file {i:02d}.bin" for i in range(20)]
     want = tree(src, names, size=5000)
@@ -337,6 +341,94 @@ def test_given_copy_interrupted_half_way_when_resumed_then_finished_files_are_no
     last = second.progress_calls[-1]
     assert last[2] == last[3] == sum(map(len, want.values()))  # bytes across both runs
     assert any("resuming" in line for line in second.logs)
+
+
+def finished_files(src: Path, dst: Path) -> list[str]:
+    """Files of `dst` that are complete: the source's size and mtime (what a resume skips)."""
+    out = []
+    for p in dst.rglob("*"):
+        if p.is_file():
+            a, b = p.stat(), (src / p.relative_to(dst)).stat()
+            if (a.st_size, a.st_mtime_ns) == (b.st_size, b.st_mtime_ns):
+                out.append(str(p.relative_to(dst)))
+    return sorted(out)
+
+
+def test_given_copying_threads_when_interrupted_then_the_checkpoint_counts_exactly_the_finished_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Several files are under way at the interruption: each either finishes (and is
+    counted) or is removed; nothing half-written is left, nothing unfinished is counted."""
+    monkeypatch.setattr(files, "COPY_THREADS", 4)
+    monkeypatch.setattr(files, "CHUNK", 4096)  # many chunks per file: copies are caught half-way
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    names = [f"d{i % 3}/file {i:02d}.bin" for i in range(60)]
+    want = tree(src, names, size=300_000)
+    payload = {"source": str(src), "destination": str(dst)}
+    first = FakeCtx(watch=dst / "d0", stop_after=8)
+    with pytest.raises(Interrupted):
+        files.copy_files(first, payload)  # type: ignore[arg-type]
+    saved = first.checkpoints[-1]
+    finished = finished_files(src, dst)
+    assert 0 < len(finished) < len(names)
+    assert sorted(str(p.relative_to(dst)) for p in dst.rglob("*") if p.is_file()) == finished  # no partial
+    assert saved["items"] == saved["copied"] == len(finished)
+    assert saved["bytes"] == sum(len(want[n]) for n in finished)
+    done_before = stamps(dst)
+    second = FakeCtx(resume_data=saved)
+    result = files.copy_files(second, payload)  # type: ignore[arg-type]
+    assert contents(dst) == want
+    assert {n: stamps(dst)[n] for n in done_before} == done_before  # not rewritten
+    assert second.io == sum(len(want[n]) for n in names if n not in finished)
+    assert result["copied"] == len(names)
+    last = second.progress_calls[-1]
+    assert last[2] == last[3] == sum(map(len, want.values()))
+
+
+def test_given_copying_threads_when_one_copy_hits_a_disk_error_then_the_run_stops_with_exact_counts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An error that is not about one file (disk full) stops the task (a retry follows):
+    copies under way stop and are removed; the checkpoint counts what is complete."""
+    monkeypatch.setattr(files, "COPY_THREADS", 4)
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    names = [f"file {i:02d}.bin" for i in range(40)]
+    want = tree(src, names, size=100_000)
+    real = files._Copier.file
+
+    def full_at_20(self: Any, s: str, d: str, *args: Any, **kwargs: Any) -> None:
+        if s.endswith("file 20.bin"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(self, s, d, *args, **kwargs)
+
+    monkeypatch.setattr(files._Copier, "file", full_at_20)
+    ctx = FakeCtx()
+    with pytest.raises(OSError, match="No space left") as caught:
+        files.copy_files(ctx, {"source": str(src), "destination": str(dst)})  # type: ignore[arg-type]
+    assert caught.value.errno == errno.ENOSPC
+    saved = ctx.checkpoints[-1]
+    finished = finished_files(src, dst)
+    assert names[:20] == finished[:20] and "file 20.bin" not in finished
+    assert sorted(p.name for p in dst.iterdir()) == finished  # nothing partial
+    assert saved["items"] == len(finished) and saved["bytes"] == sum(len(want[n]) for n in finished)
+
+
+def test_given_copying_threads_then_failures_are_reported_in_step_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(files, "COPY_THREADS", 4)
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    names = [f"file {i:02d}.bin" for i in range(30)]
+    want = tree(src, names, size=50_000)
+    for n in ("file 05.bin", "file 17.bin", "file 18.bin"):
+        (dst / n).mkdir(parents=True)  # a folder where the file goes
+        (dst / n / "inside").write_text("x")
+    ctx = FakeCtx()
+    with pytest.raises(Permanent, match="3 items could not be copied"):
+        files.copy_files(ctx, {"source": str(src), "destination": str(dst)})  # type: ignore[arg-type]
+    assert [line.split(":")[0] for line in ctx.logs] == ["file 05.bin", "file 17.bin", "file 18.bin"]
+    ok = [n for n in names if n not in ("file 05.bin", "file 17.bin", "file 18.bin")]
+    assert {n: (dst / n).read_bytes() for n in ok} == {n: want[n] for n in ok}
 
 
 async def test_given_running_copy_when_paused_and_resumed_then_it_completes_from_its_checkpoint(
