@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
+from core.clock import SystemClock
 from core.dispatch import MirrorTask
 from core.errors import InvalidArgument, ScheduleNotFound
 from core.gating import ResourceEngine
@@ -37,6 +38,9 @@ from core.types import EventKind, SubmitResult, TaskState
 logger = logging.getLogger(__name__)
 
 MISSED_COUNT_LIMIT = 100_000  # fires counted when working out what was missed
+# On the real clock a fire is decided and committed this long before its instant, so the
+# run only has to start at the instant (a run never starts before it is committed).
+FIRE_LEAD = 0.010  # seconds
 _SCHEDULE_OPS: dict[str, Callable[..., Awaitable[Any]]] = {
     "schedule_pause": lambda e, schedule_id: e._sched_set_paused(schedule_id, True),
     "schedule_resume": lambda e, schedule_id: e._sched_set_paused(schedule_id, False),
@@ -79,7 +83,10 @@ class ScheduleEngine(ResourceEngine):
         if s.paused or s.ended or s.next_fire is None:
             return
         due = s.next_fire + (self._rng.uniform(0, s.jitter) if s.jitter else 0.0)
-        self._sched_timers[s.id] = self._timers.call_at(due, functools.partial(self._fire, s.id, s.next_fire))
+        lead = FIRE_LEAD if type(self._clock) is SystemClock else 0.0
+        self._sched_timers[s.id] = self._timers.call_at(
+            due - lead, functools.partial(self._fire, s.id, s.next_fire, due)
+        )
 
     def _schedule(self, schedule_id: int) -> SchedRow:
         self._check_open()
@@ -90,12 +97,23 @@ class ScheduleEngine(ResourceEngine):
 
     # -- firing --------------------------------------------------------------------------
 
-    def _fire(self, schedule_id: int, nominal: float) -> None:
+    def _fire(self, schedule_id: int, nominal: float, instant: float | None = None) -> None:
+        """Fire `nominal` (its run starts at `instant`: `nominal` plus jitter). On the real
+        clock this runs FIRE_LEAD before the instant: the run is committed then, as a task
+        waiting for the instant (run_at), so at the instant only its start is left. A schedule with a run
+        still active waits for the instant itself (the overlap policy looks at that)."""
         s = self._scheds.get(schedule_id)
         if s is None or s.paused or s.ended or s.next_fire != nominal or self._closed:
             return
-        self._sched_timers.pop(schedule_id, None)
         now = self._now()
+        early = instant is not None and now < instant
+        if early and any(t in self._tasks for t in self._sched_runs.get(schedule_id, ())):
+            assert instant is not None
+            self._sched_timers[schedule_id] = self._timers.call_at(
+                instant, functools.partial(self._fire, schedule_id, nominal)
+            )
+            return
+        self._sched_timers.pop(schedule_id, None)
         trigger = trigger_of(s)
         due = [nominal, *trigger.fires(nominal, now, MISSED_COUNT_LIMIT)]
         missed = [f for f in due if now - f > s.misfire_grace]
@@ -131,6 +149,7 @@ class ScheduleEngine(ResourceEngine):
             chained=s.misfire == "run_all" and len(runs) > 1,
             nominal=nominal,
             missed=(len(missed), note) if missed else None,
+            run_at=instant if early else None,
         )
         self._arm(s)
 
@@ -145,8 +164,10 @@ class ScheduleEngine(ResourceEngine):
         chained: bool,
         nominal: float,
         missed: tuple[int, str | None] | None,
+        run_at: float | None = None,
     ) -> None:
-        """Submit the runs of one fire (after the overlap policy) and store the schedule."""
+        """Submit the runs of one fire (after the overlap policy) and store the schedule;
+        with `run_at`, the runs wait for that instant."""
         now = self._now()
         info = self._kinds[s.kind].info if s.kind in self._kinds else None
         active = sorted(t for t in self._sched_runs.get(s.id, ()) if t in self._tasks)
@@ -162,6 +183,8 @@ class ScheduleEngine(ResourceEngine):
                     self._cancel_task(self._tasks[task_id], "replaced by a newer run of its schedule")
         for i, trig in enumerate(runs):
             row = task_for(s, info=info, now=now, trigger=trig)
+            if run_at is not None:
+                row.run_at = run_at
             if chained and i:  # run_all: one after another (-1: the first row of this batch)
                 row.depends_on, row.dep_policy = (-i,), "ignore"
             elif s.overlap == "queue" and active and not chained:

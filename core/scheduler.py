@@ -233,6 +233,7 @@ class EngineBase(ABC):
         self._aging = config.aging
         self._ready = ReadyQueue(config.aging, self._now)
         self._timers = Timers(self._clock)
+        self._timers.after_fire = self._tick_now  # a timer made a task ready: dispatch now
         self._running: dict[int, _Run] = {}
         self._kids: dict[int, set[int]] = {}  # parent id -> ids of its live children
         self._dependents: dict[int, set[int]] = {}  # task id -> blocked tasks waiting on it
@@ -546,6 +547,12 @@ class EngineBase(ABC):
             self._tick_pending = True
             loop = self._loop or asyncio.get_running_loop()
             loop.call_soon(self._tick)
+
+    def _tick_now(self) -> None:
+        """Run a requested tick at once (the call_soon'd one then finds nothing to do): a
+        timer that made a task ready starts it in the same turn of the loop."""
+        if self._tick_pending:
+            self._tick()
 
     def _tick(self) -> None:
         self._tick_pending = False

@@ -338,3 +338,33 @@ async def test_given_a_client_adds_a_schedule_then_the_running_engine_fires_it(
         await until(lambda: eng.schedules.get(sid).paused)  # type: ignore[union-attr]
     await step(clock, 120, every=20)
     assert runs.started == []
+
+
+async def test_given_the_real_clock_then_a_fire_is_committed_before_its_instant_and_starts_at_it(
+    db_path: Path,
+) -> None:
+    import time
+
+    starts: list[tuple[int, float]] = []
+    hold = asyncio.Event()
+
+    async def job(ctx: Any, payload: Any) -> None:
+        starts.append((ctx.id, time.time()))
+        if payload == "hold":
+            await hold.wait()
+
+    eng = await Engine.open(db_path)
+    eng.register("job", job)
+    await eng.start()
+    instant = time.time() + 0.3
+    await eng.schedules.add("job", "hold", every=0.2, start_at=datetime.fromtimestamp(instant, UTC))
+    await until(lambda: len(starts) == 1)
+    task_id, started = starts[0]
+    rec = eng.get(task_id)
+    assert rec is not None and rec.run_at is not None
+    assert started >= instant and rec.run_at.timestamp() == pytest.approx(instant, abs=1e-6)
+    # its run is still active at the next fires: the overlap policy (skip) holds
+    await asyncio.sleep(0.5)
+    assert len(starts) == 1
+    hold.set()
+    await eng.stop()

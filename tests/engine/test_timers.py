@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -197,3 +198,27 @@ async def test_given_a_group_paused_until_a_time_then_it_resumes_by_itself(
     clock.advance(600)
     assert (await engine.wait(res.id, timeout=10)).state is TaskState.COMPLETED
     assert not [g for g in engine.groups() if g.paused]
+
+
+async def test_given_the_real_clock_then_timers_fire_in_order_never_before_their_instant() -> None:
+    import time
+
+    from core.clock import SystemClock
+    from core.timers import Timers
+
+    timers = Timers(SystemClock())
+    fired: list[tuple[float, float]] = []
+    service = asyncio.create_task(timers.run())
+    base = time.time()
+    for i, offset in enumerate((0.05, 0.01, 0.03, 0.0305, 0.2)):
+        when = base + offset
+        handle = timers.call_at(when, lambda when=when: fired.append((when, time.time())))
+        if i == 4:
+            handle.cancel()
+    await until(lambda: len(fired) == 4)
+    await asyncio.sleep(0.25)
+    service.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await service
+    assert [w for w, _ in fired] == sorted(w for w, _ in fired) and len(fired) == 4
+    assert all(at >= when for when, at in fired)
