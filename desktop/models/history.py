@@ -14,7 +14,6 @@ from datetime import datetime
 from typing import Any
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QModelIndex,
     QObject,
     QPersistentModelIndex,
@@ -26,6 +25,7 @@ from core import TaskRecord, TaskState
 from desktop import theme
 from desktop.bridge import Bridge, TaskBatch
 from desktop.models.roles import HISTORY_HEADERS, HistoryColumn, Role, row_runs
+from desktop.models.table import RowsModel
 from desktop.vocabulary import category, display_name, first_line, format_duration, output_text, state_label
 
 logger = logging.getLogger(__name__)
@@ -63,13 +63,15 @@ class HistoryFilter:
         return True
 
 
-class HistoryModel(QAbstractTableModel):
+class HistoryModel(RowsModel):
     """Terminal tasks, newest first.
 
     Signals:
         fetching_changed(bool): a page is being read.
         rows_changed(): rows were added or removed (the pane's empty state follows it).
     """
+
+    HEADERS = HISTORY_HEADERS
 
     fetching_changed = Signal(bool)
     rows_changed = Signal()
@@ -90,21 +92,6 @@ class HistoryModel(QAbstractTableModel):
         self._clock: Callable[[], datetime] = lambda: datetime.now().astimezone()
 
     # -- Qt interface -----------------------------------------------------------------------
-
-    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(HISTORY_HEADERS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = _DISPLAY) -> Any:
-        if (
-            orientation == Qt.Orientation.Horizontal
-            and role == _DISPLAY
-            and 0 <= section < len(HISTORY_HEADERS)
-        ):
-            return HISTORY_HEADERS[section]
-        return None
 
     def data(self, index: Index, role: int = _DISPLAY) -> Any:
         if not index.isValid() or not 0 <= index.row() < len(self._rows):

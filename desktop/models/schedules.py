@@ -8,11 +8,12 @@ from datetime import datetime
 from enum import IntEnum
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt, Signal
+from PySide6.QtCore import QModelIndex, QObject, QPersistentModelIndex, Qt, Signal
 from PySide6.QtWidgets import QApplication, QStyle
 
 from core import Schedule, TaskRecord, TaskState
 from desktop import theme
+from desktop.models.table import RowsModel
 from desktop.vocabulary import first_line, format_duration, trigger_tag
 
 Index = QModelIndex | QPersistentModelIndex
@@ -122,13 +123,15 @@ def _result_icon(state: str | None) -> Any:
     return style.standardIcon(pixmap) if pixmap is not None and style is not None else None
 
 
-class ScheduleModel(QAbstractTableModel):
+class ScheduleModel(RowsModel):
     """Schedules in the order they were added.
 
     Signals:
         enabled_requested(int, bool): the user ticked or cleared a row's Enabled box
             (the row changes when the engine reports the change).
     """
+
+    HEADERS = SCHEDULE_HEADERS
 
     enabled_requested = Signal(int, bool)
 
@@ -224,21 +227,6 @@ class ScheduleModel(QAbstractTableModel):
 
     # -- Qt -------------------------------------------------------------------------------
 
-    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(SCHEDULE_HEADERS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = _DISPLAY) -> Any:
-        if (
-            orientation == Qt.Orientation.Horizontal
-            and role == _DISPLAY
-            and 0 <= section < len(SCHEDULE_HEADERS)
-        ):
-            return SCHEDULE_HEADERS[section]
-        return None
-
     def flags(self, index: Index) -> Qt.ItemFlag:
         if not index.isValid():
             return Qt.ItemFlag.NoItemFlags
@@ -327,8 +315,10 @@ class RunColumn(IntEnum):
 RUN_HEADERS = ("When", "Started by", "Result", "Duration", "Detail", "ID")
 
 
-class ScheduleRunsModel(QAbstractTableModel):
+class ScheduleRunsModel(RowsModel):
     """The runs of one schedule: active ones first, then history newest first."""
+
+    HEADERS = RUN_HEADERS
 
     def __init__(self, clock: Callable[[], datetime], parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -345,17 +335,6 @@ class ScheduleRunsModel(QAbstractTableModel):
 
     def texts(self, col: int) -> list[str]:
         return [self._text(r, col) for r in self._rows]
-
-    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(RUN_HEADERS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = _DISPLAY) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == _DISPLAY and 0 <= section < len(RUN_HEADERS):
-            return RUN_HEADERS[section]
-        return None
 
     def data(self, index: Index, role: int = _DISPLAY) -> Any:
         if not index.isValid() or not 0 <= index.row() < len(self._rows):
