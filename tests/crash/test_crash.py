@@ -13,16 +13,15 @@ import asyncio
 import os
 import random
 from collections import Counter
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from core import Engine, Recovery, TaskState
+from tests.crash.conftest import Spawn
 from tests.crash.harness import (
     ReopenReport,
-    Worker,
     batch_counts,
     drained,
     guard_candidates,
@@ -30,23 +29,6 @@ from tests.crash.harness import (
     reopen_and_check,
 )
 from tests.crash.worker import HANG_SECONDS, engine_config, register_kinds
-
-Spawn = Callable[..., Worker]
-
-
-@pytest.fixture
-def spawn(tmp_path: Path) -> Iterator[Spawn]:
-    """Start workers; every one still alive at the end is killed and reaped."""
-    made: list[Worker] = []
-
-    def start(db: Path, scenario: str, *args: Any) -> Worker:
-        w = Worker(db, scenario, *args, stderr_path=tmp_path / f"worker{len(made)}.err")
-        made.append(w)
-        return w
-
-    yield start
-    for w in made:
-        w.close()
 
 
 @pytest.fixture

@@ -6,31 +6,14 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from core import Engine
-from tests.crash.harness import Worker, integrity_check
+from tests.crash.conftest import Spawn
+from tests.crash.harness import integrity_check
 from tests.crash.worker import engine_config, register_kinds
-
-Spawn = Callable[..., Worker]
-
-
-@pytest.fixture
-def spawn(tmp_path: Path) -> Iterator[Spawn]:
-    made: list[Worker] = []
-
-    def start(db: Path, scenario: str, *args: Any) -> Worker:
-        w = Worker(db, scenario, *args, stderr_path=tmp_path / f"worker{len(made)}.err")
-        made.append(w)
-        return w
-
-    yield start
-    for w in made:
-        w.close()
 
 
 def fired_instants(engine: Engine, sid: int) -> list[float]:

@@ -2,30 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from core import TaskState
-from tests.crash.harness import Worker, drained, integrity_check
-
-Spawn = Callable[..., Worker]
-
-
-@pytest.fixture
-def spawn(tmp_path: Path) -> Iterator[Spawn]:
-    made: list[Worker] = []
-
-    def start(db: Path, scenario: str, *args: Any) -> Worker:
-        w = Worker(db, scenario, *args, stderr_path=tmp_path / f"worker{len(made)}.err")
-        made.append(w)
-        return w
-
-    yield start
-    for w in made:
-        w.close()
+from tests.crash.conftest import Spawn
+from tests.crash.harness import drained, integrity_check
 
 
 def side_lines(side: Path) -> list[str]:
