@@ -199,23 +199,29 @@ def state_tooltip(label: str, reason: str | None = None, by: str | None = None) 
         return deferral_detail(reason) or label
     if label.startswith(PREEMPTED) and by:
         return f"A higher-priority job ({by}) needed its slot; this one resumes by itself when a slot frees."
-    if label.startswith("Queued — waiting for a free slot"):
-        return "All slots are busy; it starts when a running job ends (see “Run up to”)."
-    if label.startswith("Queued — stopped after current"):
-        return "“Stop after current” is on: no new job starts until you resume the queue."
-    if label.startswith("Retrying"):
-        return "The last attempt failed with an error that may go away; it retries by itself."
-    if label.startswith("Blocked"):
-        return "It runs once the jobs it depends on have completed."
-    if label.startswith("Waiting for parts"):
-        return "Its parts run as separate jobs; it finishes when they have ended."
-    if label.startswith("Paused — preempted"):
-        return "A more urgent job needed its slot; it resumes by itself afterwards."
-    if label.startswith("Paused — all"):
-        return "Everything is paused; use Resume all to continue."
-    if label.startswith("Skipped — dependency"):
-        return "A job it depended on failed or was cancelled, so it never ran."
+    for prefix, sentence in _STATE_TOOLTIPS:
+        if label.startswith(prefix):
+            return sentence
     return label
+
+
+# State labels (by how they start) and the sentence that explains them.
+_STATE_TOOLTIPS = (
+    (
+        "Queued — waiting for a free slot",
+        "All slots are busy; it starts when a running job ends (see “Run up to”).",
+    ),
+    (
+        "Queued — stopped after current",
+        "“Stop after current” is on: no new job starts until you resume the queue.",
+    ),
+    ("Retrying", "The last attempt failed with an error that may go away; it retries by itself."),
+    ("Blocked", "It runs once the jobs it depends on have completed."),
+    ("Waiting for parts", "Its parts run as separate jobs; it finishes when they have ended."),
+    ("Paused — preempted", "A more urgent job needed its slot; it resumes by itself afterwards."),
+    ("Paused — all", "Everything is paused; use Resume all to continue."),
+    ("Skipped — dependency", "A job it depended on failed or was cancelled, so it never ran."),
+)
 
 
 def _quoted(task_id: int, name_of: Names | None) -> str:
