@@ -17,6 +17,7 @@ SETTING = "upload_targets"
 S3 = "s3"
 HTTP = "http"
 MAX_NAME = 100
+MIN_PART, MAX_PART = 5 * 1024 * 1024, 5 * 1024**3  # S3's part sizes
 
 
 class SettingsStore(Protocol):
@@ -39,6 +40,8 @@ class Target:
     method: str = "PUT"
     webdav: bool = False
     credentials: str = ""
+    headers: tuple[tuple[str, str], ...] = ()  # HTTP: extra request headers, in order
+    part_size: int = 0  # S3: bytes per part of a multipart upload; 0 is the kind's default
 
     @property
     def job_kind(self) -> str:
@@ -53,12 +56,16 @@ class Target:
                 value = getattr(self, key)
                 if value:
                     p[key] = value
+            if self.part_size:
+                p["part_size"] = self.part_size
         else:
             p["url"] = self.url
             if self.webdav:
                 p["webdav"] = True
             elif self.method != "PUT":
                 p["method"] = self.method
+            if self.headers:
+                p["headers"] = dict(self.headers)
         if self.credentials:
             p["credentials"] = self.credentials
         return p
@@ -77,6 +84,10 @@ class Target:
         if self.kind == HTTP:
             out["method"] = self.method
             out["webdav"] = self.webdav
+            if self.headers:
+                out["headers"] = dict(self.headers)
+        elif self.part_size:
+            out["part_size"] = self.part_size
         return out
 
     @classmethod
@@ -100,7 +111,22 @@ class Target:
             method=text("method", "PUT") or "PUT",
             webdav=bool(data.get("webdav", False)),
             credentials=text("credentials"),
+            headers=_headers(data.get("headers")),
+            part_size=_part_size(data.get("part_size")),
         )
+
+
+def _headers(raw: Any) -> tuple[tuple[str, str], ...]:
+    """Saved headers; anything that is not a mapping of text to text is left out."""
+    if not isinstance(raw, Mapping):
+        return ()
+    return tuple((k, v) for k, v in raw.items() if isinstance(k, str) and isinstance(v, str))
+
+
+def _part_size(raw: Any) -> int:
+    """A saved part size S3 accepts (5 MiB to 5 GiB), else 0: the kind's default."""
+    ok = isinstance(raw, int) and not isinstance(raw, bool) and MIN_PART <= raw <= MAX_PART
+    return raw if ok else 0
 
 
 def check_name(name: str) -> str:

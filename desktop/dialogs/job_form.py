@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 from core import InvalidSubmission, KindInfo
 from core.jobs import defaults as kind_defaults
 from core.jobs import validate as kind_validate
+from core.jobs.net import common as net_common
 from desktop.dialogs.new_job import PRIORITIES, NewJob
 from desktop.views.widgets import name, restyle
 
@@ -369,6 +370,15 @@ class JobDialog(QDialog):
             super().accept()
 
 
+# The schemas' named "not" rules (core.jobs.net.common) and what to tell the user.
+_NOT_TEXT = {
+    net_common.BAD_URL_DEF: "must be an http:// or https:// address, without user:password@",
+    net_common.SECRET_HEADER_DEF: "Authorization and Cookie are secrets: name a keyring entry in Credentials",
+    net_common.BAD_HEADER_VALUE_DEF: "a header value holds printable ASCII only, on one line",
+    net_common.ABSOLUTE_PATH_DEF: "must be a full path (starting with /)",
+}
+
+
 def _plain(err: jsonschema.ValidationError) -> str:
     v = err.validator
     if v == "minimum":
@@ -384,7 +394,9 @@ def _plain(err: jsonschema.ValidationError) -> str:
     if v == "required":
         return "is required"
     if v == "not":
-        return "must be an http:// or https:// address, without user:password@"
+        return _NOT_TEXT.get(
+            str(err.validator_value.get("$ref", "")).rsplit("/", 1)[-1], "is not allowed here"
+        )
     return str(err.message)
 
 

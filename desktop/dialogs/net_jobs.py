@@ -18,7 +18,9 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QPlainTextEdit,
     QPushButton,
+    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
@@ -27,7 +29,7 @@ from core import KindInfo, TaskdeckError
 from core.jobs.net import credentials
 from desktop import targets
 from desktop.bridge import Bridge
-from desktop.dialogs.job_form import FieldError, JobDialog, PathEdit, PathsEdit, own
+from desktop.dialogs.job_form import FieldError, JobDialog, PathEdit, PathsEdit, own, spin
 from desktop.targets import Target
 from desktop.views.widgets import name
 
@@ -39,6 +41,70 @@ TYPES = (
     ("WebDAV", "http", "PUT", True),
 )
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
+_HEADER_LINE = re.compile(r"^([^:]*):(.*)$")
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$")  # RFC 9110 token
+SECRET_HEADERS = ("authorization", "proxy-authorization", "cookie")
+OWN_HEADERS = ("host", "content-length", "transfer-encoding", "connection", "range", "accept-encoding")
+KB = 1000  # KB/s as the status bar and the bandwidth dialog count them
+MiB = 1024 * 1024
+AUTO_PART = 4  # MiB: the part-size box's lowest value, shown as "automatic"
+
+
+def headers_edit(object_name: str) -> QPlainTextEdit:
+    box = QPlainTextEdit()
+    name(box, object_name, "Extra request headers")
+    box.setPlaceholderText("optional, one per line: Cache-Control: max-age=3600")
+    box.setFixedHeight(56)
+    box.setTabChangesFocus(True)
+    return box
+
+
+def parse_headers(text: str, secret_advice: str) -> dict[str, str]:
+    """ "Name: value" lines (blank lines skipped). Raises FieldError("headers") naming the
+    line: not a header, a secret (`secret_advice` says where it goes instead), one Taskdeck
+    sets itself, or a name given twice."""
+    out: dict[str, str] = {}
+    seen: dict[str, int] = {}
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        m = _HEADER_LINE.match(line.strip())
+        if m is None:
+            raise FieldError("headers", f"line {n}: write Name: value")
+        key, value = m.group(1).strip(), m.group(2).strip()
+        if not _HEADER_NAME.match(key):
+            raise FieldError("headers", f"line {n}: {key!r} is not a header name (letters, digits, - and _)")
+        low = key.lower()
+        if low in SECRET_HEADERS:
+            raise FieldError("headers", f"line {n}: {key} is a secret: {secret_advice}")
+        if low in OWN_HEADERS:
+            raise FieldError("headers", f"line {n}: Taskdeck sets {key} itself")
+        if low in seen:
+            raise FieldError("headers", f"line {n}: {key} is already on line {seen[low]}")
+        seen[low] = n
+        out[key] = value
+    return out
+
+
+UPLOAD_SECRET_ADVICE = "keep it in the keyring with Set secret… instead"
+DOWNLOAD_SECRET_ADVICE = "name a keyring entry in Credentials instead"
+
+
+def format_headers(headers: tuple[tuple[str, str], ...] | dict[str, str]) -> str:
+    items = headers.items() if isinstance(headers, dict) else headers
+    return "\n".join(f"{k}: {v}" for k, v in items)
+
+
+def speed_limit_spin(object_name: str) -> QSpinBox:
+    box = spin(object_name, "This job's own speed limit, in KB/s", 0, 10_000_000, "no limit of its own")
+    box.setSuffix(" KB/s")
+    box.setSingleStep(100)
+    return box
+
+
+def speed_limit(box: QSpinBox) -> dict[str, Any]:
+    """The payload's bandwidth_limit (bytes/s) for the box, or nothing when unset."""
+    return {"bandwidth_limit": box.value() * KB} if box.value() else {}
 
 
 def no_keyring_text() -> str:
@@ -224,6 +290,21 @@ class UploadDialog(JobDialog):
             "credentials", "&Credentials:", crow, "only the name is saved; the secret stays in the keyring"
         )
         self.watch(self.credentials)
+        self.headers = headers_edit("uploadHeaders")
+        self.add_row(
+            "headers", "&Headers:", self.headers, "saved with the target; never Authorization or Cookie"
+        )
+        self.part_size = spin(
+            "uploadPartSize", "Part size of big files, in MiB", AUTO_PART, 5120, "automatic (8 MiB)"
+        )
+        self.part_size.setSuffix(" MiB")
+        self.add_row(
+            "part_size", "Part si&ze:", self.part_size, "files of 8 MiB or more go up in parts of this size"
+        )
+        self.speed = speed_limit_spin("uploadSpeedLimit")
+        self.add_row(
+            "bandwidth_limit", "&Speed limit:", self.speed, "this job only; the global limits apply too"
+        )
         self.for_drops = QCheckBox("Upload files dropped on the window to this target")
         name(self.for_drops, "uploadForDrops", "Upload dropped files here")
         self.form.addRow("", self.for_drops)
@@ -272,12 +353,25 @@ class UploadDialog(JobDialog):
             self.prefix.setText(t.prefix)
             self.url.setText(t.url)
             self.credentials.setText(t.credentials)
+            self.headers.setPlainText(format_headers(t.headers))
+            self.part_size.setValue(t.part_size // MiB if t.part_size else AUTO_PART)
         finally:
             self._filling = False
         self._type_changed()
 
     def current_target(self) -> Target:
+        """The target the fields describe (headers that do not parse are left out: the
+        form says so under the field, and the job cannot be added until they do)."""
         _, kind, method, webdav = TYPES[self.type.currentIndex()]
+        try:
+            headers = (
+                tuple(parse_headers(self.headers.toPlainText(), UPLOAD_SECRET_ADVICE).items())
+                if kind != "s3"
+                else ()
+            )
+        except FieldError:
+            headers = ()
+        part = self.part_size.value()
         return Target(
             name=self.target_name.text().strip(),
             kind=kind,
@@ -289,6 +383,8 @@ class UploadDialog(JobDialog):
             method=method,
             webdav=webdav,
             credentials=self.credentials.text().strip(),
+            headers=headers,
+            part_size=part * MiB if kind == "s3" and part > AUTO_PART else 0,
         )
 
     def save_current_target(self) -> None:
@@ -297,6 +393,13 @@ class UploadDialog(JobDialog):
             self._errors["target_name"].setText("give the target a name to save it")
             self._errors["target_name"].show()
             return
+        if target.kind != "s3":
+            try:  # never save a target without the headers the user typed
+                parse_headers(self.headers.toPlainText(), UPLOAD_SECRET_ADVICE)
+            except FieldError as e:
+                self._errors["headers"].setText(str(e))
+                self._errors["headers"].show()
+                return
 
         async def save() -> None:
             await targets.save(self.bridge, target)
@@ -336,6 +439,8 @@ class UploadDialog(JobDialog):
         for key in ("endpoint_url", "region", "bucket", "prefix"):
             self.set_row_visible(key, s3)
         self.set_row_visible("url", not s3)
+        self.set_row_visible("headers", not s3)
+        self.set_row_visible("part_size", s3)
         self.KIND = "upload.s3" if s3 else "upload.http"
         self.schema = (getattr(self._infos.get(self.KIND), "schema", None)) or {}
         self._changed()
@@ -352,7 +457,9 @@ class UploadDialog(JobDialog):
             raise FieldError("url", "type the address to upload to")
         if not self.inputs.paths():
             raise FieldError("inputs", "add files or folders to upload")
-        return t.payload(self.inputs.paths())
+        if t.kind != "s3":
+            parse_headers(self.headers.toPlainText(), UPLOAD_SECRET_ADVICE)  # a bad line is named
+        return {**t.payload(self.inputs.paths()), **speed_limit(self.speed)}
 
 
 class DownloadDialog(JobDialog):
@@ -380,6 +487,12 @@ class DownloadDialog(JobDialog):
         name(self.credentials, "downloadCredentials", "Credentials: keyring entry name")
         self.credentials.setPlaceholderText("optional: keyring entry name or “env”")
         self.add_row("credentials", "&Credentials:", self.credentials)
+        self.headers = headers_edit("downloadHeaders")
+        self.add_row("headers", "&Headers:", self.headers, "never Authorization or Cookie: use credentials")
+        self.speed = speed_limit_spin("downloadSpeedLimit")
+        self.add_row(
+            "bandwidth_limit", "Speed &limit:", self.speed, "this job only; the global limits apply too"
+        )
         self.finish_layout()
 
     def payload(self) -> dict[str, Any]:
@@ -402,4 +515,7 @@ class DownloadDialog(JobDialog):
             p["filename"] = self.filename.text().strip()
         if self.credentials.text().strip():
             p["credentials"] = self.credentials.text().strip()
-        return p
+        headers = parse_headers(self.headers.toPlainText(), DOWNLOAD_SECRET_ADVICE)
+        if headers:
+            p["headers"] = headers
+        return {**p, **speed_limit(self.speed)}

@@ -185,7 +185,13 @@ def test_given_the_download_dialog_when_fields_are_wrong_then_each_names_its_pro
     d.sha256.setText("abc")
     assert d.error_text("sha256") == "must be 64 hex digits (0-9, a-f); it has 3 characters"
     d.sha256.setText("A" * 64)
+    d.headers.setPlainText("Cookie: session=1")
+    assert (
+        d.error_text("headers") == "line 1: Cookie is a secret: name a keyring entry in Credentials instead"
+    )
+    d.headers.setPlainText("Accept: application/zip")
     job = d.job()
+    assert job.payload["headers"] == {"Accept": "application/zip"}
     assert job.payload["sha256"] == "a" * 64 and job.group == "127.0.0.1:9"
     assert job.key and job.label == "a.zip ← 127.0.0.1:9"
     d.reject()
@@ -297,3 +303,80 @@ def test_given_a_download_with_its_sha256_when_added_from_the_dialog_then_the_ch
     assert (out / "report.pdf").read_bytes() == data
     assert gui.text(tid, QueueColumn.NAME).startswith("report.pdf ← 127.0.0.1:")
     assert gui.window.settings.value("downloadFolder") == str(out)  # remembered for next time
+
+
+def test_given_headers_in_the_upload_dialog_when_a_line_is_wrong_or_secret_then_it_is_named_else_they_are_sent(
+    gui: Harness, files: FileServer, tmp_path: Path
+) -> None:
+    (tmp_path / "page.html").write_bytes(b"<p>hi</p>")
+    d = open_dialog(gui, "upload.http", UploadDialog)
+    d.type.setCurrentIndex(1)  # HTTP PUT: headers show, the part size does not
+    assert d.headers.isVisibleTo(d) and not d.part_size.isVisibleTo(d)
+    d.inputs.add([str(tmp_path / "page.html")])
+    d.url.setText(files.url + "/site/")
+    assert d.ok.isEnabled()
+    d.headers.setPlainText("Cache-Control: max-age=60\nnonsense")
+    assert d.error_text("headers") == "line 2: write Name: value" and not d.ok.isEnabled()
+    d.headers.setPlainText("Cache-Control: max-age=60\nAuthorization: Bearer abc")
+    assert d.error_text("headers").startswith("line 2: Authorization is a secret") and not d.ok.isEnabled()
+    d.headers.setPlainText("Cache-Control: a\ncache-control: b")
+    assert d.error_text("headers") == "line 2: cache-control is already on line 1"
+    d.headers.setPlainText("Content-Length: 5")
+    assert d.error_text("headers") == "line 1: Taskdeck sets Content-Length itself"
+    d.headers.setPlainText("X Note: 1")
+    assert d.error_text("headers").startswith("line 1: 'X Note' is not a header name")
+    d.target_name.setText("Blog")
+    d.save_target.click()  # not saved without the headers the user typed: it says why
+    assert d.error_text("headers").startswith("line 1: 'X Note'")
+    assert "Blog" not in (gui.engine.get_setting(targets.SETTING) or {})
+    d.headers.setPlainText("X-Note: caf\u00e9")
+    assert d.error_text("headers") == "a header value holds printable ASCII only, on one line"
+    d.headers.setPlainText("Cache-Control: max-age=60\n\nX-Site:  blog ")
+    d.speed.setValue(800)
+    assert d.ok.isEnabled() and d.error_text("headers") == ""
+    job = d.job()
+    assert job.payload["headers"] == {"Cache-Control": "max-age=60", "X-Site": "blog"}
+    assert job.payload["bandwidth_limit"] == 800_000
+    d.save_target.click()
+    gui.wait(lambda: d.target.currentData() == "Blog")
+    assert gui.engine.get_setting(targets.SETTING)["Blog"]["headers"] == {
+        "Cache-Control": "max-age=60",
+        "X-Site": "blog",
+    }
+    d.ok.click()
+    tid = only_row(gui)
+    gui.wait_text(tid, "Completed")
+    body, sent = files.received["/site/page.html"]
+    assert body == b"<p>hi</p>" and sent["Cache-Control"] == "max-age=60" and sent["X-Site"] == "blog"
+    d2 = open_dialog(gui, "upload.http", UploadDialog)
+    d2.choose_target("Blog")
+    assert d2.headers.toPlainText() == "Cache-Control: max-age=60\nX-Site: blog"
+    assert d2.speed.value() == 0 and d2.speed.text() == "no limit of its own"  # the limit is per job
+    d2.reject()
+
+
+def test_given_a_part_size_when_a_big_file_is_uploaded_from_the_dialog_then_it_goes_in_parts_of_that_size(
+    gui: Harness, moto: MotoServer, s3: Any, bucket: str, tmp_path: Path, monkeypatch: Any
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    data = os.urandom(11 * 1024 * 1024)
+    (tmp_path / "video.bin").write_bytes(data)
+    d = open_dialog(gui, "upload.s3", UploadDialog)
+    assert d.part_size.text() == "automatic (8 MiB)" and not d.headers.isVisibleTo(d)
+    d.inputs.add([str(tmp_path / "video.bin")])
+    d.endpoint.setText(moto.url)
+    d.bucket.setText(bucket)
+    d.credentials.setText("env")
+    d.part_size.setValue(5)
+    job = d.job()
+    assert job.payload["part_size"] == 5 * 1024 * 1024 and "bandwidth_limit" not in job.payload
+    d.target_name.setText("Videos")
+    d.save_target.click()
+    gui.wait(lambda: d.target.currentData() == "Videos")
+    assert gui.engine.get_setting(targets.SETTING)["Videos"]["part_size"] == 5 * 1024 * 1024
+    d.ok.click()
+    tid = only_row(gui)
+    gui.wait_text(tid, "Completed", timeout=60_000)
+    assert s3.get_object(Bucket=bucket, Key="video.bin")["Body"].read() == data
+    assert sorted(moto.parts_sent()) == [1, 2, 3]  # 5 + 5 + 1 MiB
