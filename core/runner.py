@@ -30,7 +30,7 @@ from core.errors import (
 from core.registry import KindSpec
 from core.scheduler import EngineBase, _Run
 from core.store import queries as q
-from core.store.tasks import NewTask, SubmitEffects, dumps
+from core.store.tasks import NewTask, SubmitEffects, dumps, options_of
 from core.types import (
     DEFAULT_RETRY,
     JSON,
@@ -104,7 +104,7 @@ class TaskRunner(EngineBase):
         spec = self._kinds.get(t.kind)
         run.spec = spec
         if options:
-            opts = json.loads(options)
+            opts = options_of(options)
             run.policy = (
                 RetryPolicy.from_json(opts["retry"])
                 if "retry" in opts

@@ -8,7 +8,6 @@ import asyncio
 import dataclasses
 import functools
 import itertools
-import json
 import logging
 import random
 import time
@@ -36,7 +35,7 @@ from core.resources import IoState, PsutilSampler, Sampler, TokenBucket, budget_
 from core.store import queries as q
 from core.store.database import Database
 from core.store.schedules import SchedRow
-from core.store.tasks import NewTask, SubmitEffects
+from core.store.tasks import NewTask, SubmitEffects, options_of
 from core.timers import TimerHandle, Timers
 from core.types import (
     DEFAULT_RETRY,
@@ -373,7 +372,7 @@ class EngineBase(ABC):
             )
             m.schedule_id = t.schedule_id
             if t.options_json is not None and '"io"' in t.options_json:
-                m.io = io_key(json.loads(t.options_json)["io"])
+                m.io = io_key(options_of(t.options_json)["io"])
             if t.schedule_id is not None:
                 self._sched_runs.setdefault(t.schedule_id, set()).add(task_id)
             self._tasks[task_id] = m
@@ -418,7 +417,7 @@ class EngineBase(ABC):
         The caller links it into its tree and graph (_on_adopted)."""
         (id_, kind, priority, pos, grp, state, reasons, run_at, expires_at, parent_id, started, label,
          attempt, phase, options, schedule_id) = row  # fmt: skip
-        opts = json.loads(options) if options else {}
+        opts = options_of(options) if options else {}
         t = self._tasks.get(id_)
         if t is None:
             t = MirrorTask(
@@ -576,15 +575,13 @@ class EngineBase(ABC):
             self._refusals[t.lane] = f"{self._pressure_source or 'system'} pressure {self._pressure:.2f}"
             return _PRESSURE
         if self._buckets:
-            now = self._now()
-            ready = max(
-                (
-                    b.ready_at(now)
-                    for b in (self._buckets.get(f"kind:{t.kind}"), self._buckets.get(f"group:{g}"))
-                    if b
-                ),
-                default=now,
-            )
+            now = ready = self._now()
+            by_kind = self._buckets.get("kind:" + t.kind)
+            if by_kind is not None:
+                ready = max(ready, by_kind.ready_at(now))
+            by_group = self._buckets.get(f"group:{g}")
+            if by_group is not None:
+                ready = max(ready, by_group.ready_at(now))
             if ready > now:
                 self._refusals[t.lane] = f"rate limited: next in {ready - now:.1f} s"
                 self._wake_at(ready)

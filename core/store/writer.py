@@ -146,7 +146,7 @@ class Writer:
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as e:
-            if ("locked" in str(e) or "busy" in str(e)) and self._can_thread:
+            if _is_busy(e) and self._can_thread:
                 return _MOVED  # the slow path hands it to the thread
             raise
         sink = self._sink.pending
@@ -169,29 +169,30 @@ class Writer:
         try:
             self._conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as e:
-            if ("locked" not in str(e) and "busy" not in str(e)) or not self._can_thread:
-                raise
+            if not _is_busy(e) or not self._can_thread:
+                self._deliver(batch, _failed(batch, e))
+                return
             # Another process holds the write lock: wait for it on the thread instead.
             loop = self._get_loop()
             for q in batch:
                 if q.future is None and q.callback is None:
                     q.future = loop.create_future()
             self._queue = batch + self._queue
-            self._start_thread_batch()
+            self._start_thread_batch(try_inline=False)
             return
-        outcomes = self._execute(batch)
         try:
+            outcomes = self._execute(batch)
             self._conn.execute("COMMIT")
         except BaseException as e:
             self._rollback()
-            self._sink.pending.clear()
-            outcomes = [(None, e) for _ in batch]
-        self._committed()
+            outcomes = _failed(batch, e)
+        else:
+            self._committed()
         self._deliver(batch, outcomes)
 
     # -- thread path ------------------------------------------------------------------
 
-    def _start_thread_batch(self) -> None:
+    def _start_thread_batch(self, try_inline: bool = True) -> None:
         assert self._executor is not None
         batch, self._queue = self._queue, []
         loop = self._get_loop()
@@ -200,18 +201,65 @@ class Writer:
                 q.future = loop.create_future()
         self._busy = True
         self._idle.clear()
+        # Short operations run here, on the loop thread (microseconds each), and only the
+        # COMMIT, where a FULL-durability fsync waits, goes to the thread. The thread then
+        # needs no GIL for Python work while the loop runs, and a failing operation is
+        # rolled back here as on the inline path. Long operations, or a write lock held
+        # by another process (the loop never waits for it here), take the whole
+        # transaction to the thread.
+        outcomes: list[tuple[Any, BaseException | None]] | None = None
+        if try_inline and not any(q.long for q in batch):
+            conn = self._conn
+            try:
+                conn.execute("PRAGMA busy_timeout = 0")
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                finally:
+                    conn.execute(f"PRAGMA busy_timeout = {INLINE_BUSY_MS}")
+            except sqlite3.OperationalError as e:
+                if not _is_busy(e):
+                    self._stop_batch(batch, e)
+                    return
+            else:
+                try:
+                    outcomes = self._execute(batch)
+                except BaseException as e:
+                    self._rollback()
+                    self._stop_batch(batch, e)
+                    return
 
         def work() -> None:
             try:
-                outcomes = self._run_batch_blocking(batch)
-            except BaseException as e:  # pragma: no cover - defensive
-                outcomes = [(None, e) for _ in batch]
+                if outcomes is None:
+                    done = self._run_batch_blocking(batch)
+                else:
+                    done = self._commit_blocking(batch, outcomes)
+            except BaseException as e:  # the write lock stayed busy, or a failed rollback
+                self._rollback()
+                done = _failed(batch, e)
             try:
-                loop.call_soon_threadsafe(self._thread_done, batch, outcomes)
+                loop.call_soon_threadsafe(self._thread_done, batch, done)
             except RuntimeError:  # loop closed while we ran
                 self._idle.set()
 
         self._executor.submit(work)
+
+    def _stop_batch(self, batch: list[_Queued], error: BaseException) -> None:
+        """The batch failed before its COMMIT went to the thread: it fails as a whole."""
+        self._busy = False
+        self._idle.set()
+        self._deliver(batch, _failed(batch, error))
+
+    def _commit_blocking(
+        self, batch: list[_Queued], outcomes: list[tuple[Any, BaseException | None]]
+    ) -> list[tuple[Any, BaseException | None]]:
+        try:
+            self._conn.execute("COMMIT")
+        except BaseException as e:
+            self._rollback()
+            return _failed(batch, e)
+        self._committed()
+        return outcomes
 
     def _run_batch_blocking(self, batch: list[_Queued]) -> list[tuple[Any, BaseException | None]]:
         deadline = time.monotonic() + THREAD_BUSY_SECONDS
@@ -220,7 +268,7 @@ class Writer:
                 self._conn.execute("BEGIN IMMEDIATE")
                 break
             except sqlite3.OperationalError as e:
-                if ("locked" not in str(e) and "busy" not in str(e)) or time.monotonic() > deadline:
+                if not _is_busy(e) or time.monotonic() > deadline:
                     raise
                 time.sleep(0.005)
         outcomes = self._execute(batch)
@@ -228,8 +276,7 @@ class Writer:
             self._conn.execute("COMMIT")
         except BaseException as e:
             self._rollback()
-            self._sink.pending.clear()
-            return [(None, e) for _ in batch]
+            return _failed(batch, e)
         self._committed()
         return outcomes
 
@@ -262,9 +309,9 @@ class Writer:
                 if not isolate:
                     del sink[:]
                     self._rollback()
-                    conn.execute("BEGIN IMMEDIATE")
+                    conn.execute("BEGIN IMMEDIATE")  # the caller commits (nothing)
                     if shared:
-                        return [(None, e) for _ in batch]
+                        return _failed(batch, e)
                     outcomes.append((None, e))
                     continue
                 conn.execute("ROLLBACK TO op")
@@ -330,3 +377,15 @@ class Writer:
         self._closed = True
         if self._executor is not None:
             self._executor.shutdown(wait=True)
+
+
+def _is_busy(error: sqlite3.OperationalError) -> bool:
+    """Another connection holds the write lock (SQLITE_BUSY or SQLITE_LOCKED)."""
+    return "locked" in str(error) or "busy" in str(error)
+
+
+def _failed(batch: list[_Queued], error: BaseException) -> list[tuple[Any, BaseException | None]]:
+    """Outcomes of a batch whose COMMIT failed: every operation failed, no event happened."""
+    for q in batch:
+        q.events = None
+    return [(None, error) for _ in batch]

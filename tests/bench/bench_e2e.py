@@ -6,8 +6,11 @@ the bare sqlite3 loop (insert/claim/complete, a transaction each) at Taskdeck's 
 Targets (issue #3): NORMAL >= 5x huey and >= 1.0x bare (floor 0.8x); FULL >= 3x huey
 (floor 2x). `--profile` prints cProfile's top 25 (by tottime) of one NORMAL run to stderr.
 
-Also reported (not a target): the same with the submitter yielding to the loop after each
-submit (`await asyncio.sleep(0)`), i.e. submitting and running genuinely interleaved.
+Also reported (not targets): the same with the submitter yielding to the loop after each
+submit (`await asyncio.sleep(0)`), i.e. submitting and running genuinely interleaved; and
+the store alone, Taskdeck's statements for each lifecycle replayed with no engine around
+them (`peers.store_statements_lifecycles`), beside the bare loop: how much of the gap to
+the bare loop is the store and how much the Python engine.
 """
 
 from __future__ import annotations
@@ -87,7 +90,7 @@ def main() -> None:
     n = N_QUICK if args.quick else N
     if "--profile" in sys.argv:
         profile(n)
-    td_n, td_f, td_y, bare_n, bare_f, hy = [], [], [], [], [], []
+    td_n, td_f, td_y, bare_n, bare_f, hy, store_n = [], [], [], [], [], [], []
     stats_n: dict[str, Any] = {}
     stats_f: dict[str, Any] = {}
     for i in range(args.runs):
@@ -97,13 +100,14 @@ def main() -> None:
         bare_f.append(peers.bare_sqlite_lifecycles(n, "FULL"))
         td_y.append(asyncio.run(taskdeck_e2e(n, "NORMAL", yield_each=True)))
         hy.append(peers.huey_e2e(n))
+        store_n.append(peers.store_statements_lifecycles(n, "NORMAL"))
         note(f"e2e run {i + 1}/{args.runs}: taskdeck NORMAL {td_n[-1]:.0f}/s FULL {td_f[-1]:.0f}/s "
              f"yielding {td_y[-1]:.0f}/s | bare NORMAL {bare_n[-1]:.0f}/s FULL {bare_f[-1]:.0f}/s "
-             f"| huey {hy[-1]:.0f}/s")  # fmt: skip
+             f"| huey {hy[-1]:.0f}/s | store alone {store_n[-1]:.0f}/s")  # fmt: skip
     series = {"taskdeck_normal": td_n, "taskdeck_full": td_f, "taskdeck_yielding": td_y,
-              "bare_normal": bare_n, "bare_full": bare_f, "huey": hy}  # fmt: skip
+              "bare_normal": bare_n, "bare_full": bare_f, "huey": hy, "store_alone_normal": store_n}  # fmt: skip
     m = {"td_n": median(td_n), "td_f": median(td_f), "td_y": median(td_y),
-         "bare_n": median(bare_n), "bare_f": median(bare_f), "hy": median(hy)}  # fmt: skip
+         "bare_n": median(bare_n), "bare_f": median(bare_f), "hy": median(hy), "store_n": median(store_n)}  # fmt: skip
     figures: dict[str, Any] = {
         "n": n,
         "taskdeck_normal_tps": rnd(m["td_n"]),
@@ -117,6 +121,9 @@ def main() -> None:
         "ratio_full_vs_bare": ratio(m["td_f"], m["bare_f"]),
         "taskdeck_normal_yielding_tps": rnd(m["td_y"]),
         "ratio_yielding_vs_huey": ratio(m["td_y"], m["hy"]),
+        "store_alone_normal_tps": rnd(m["store_n"]),
+        "ratio_store_alone_vs_bare": ratio(m["store_n"], m["bare_n"]),
+        "ratio_normal_vs_store_alone": ratio(m["td_n"], m["store_n"]),
         "normal_submit_phase_s": rnd(stats_n.get("submit_phase_s")),
         "normal_commits": stats_n.get("commits"),
         "full_commits": stats_f.get("commits"),

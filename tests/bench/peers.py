@@ -52,6 +52,44 @@ def bare_sqlite_lifecycles(n: int, synchronous: str = "NORMAL") -> float:
     return n / elapsed
 
 
+def store_statements_lifecycles(n: int, synchronous: str = "NORMAL") -> float:
+    """Lifecycles/s of Taskdeck's own statements with no engine around them: on a database
+    Taskdeck created, each no-op task's insert, claim and completion (with their three
+    event rows) in one transaction, as the engine groups them. This is the store's share
+    of an e2e run; set against the bare loop it tells the store's design from the cost
+    of the Python engine around it."""
+    import asyncio
+
+    from core import Engine, EngineConfig
+    from core.store.tasks import _INSERT_TASK_EVENT, _insert_sql
+    from core.store.transitions import _CLAIM, _END_RUN_PLAIN
+
+    async def create(path: str) -> None:
+        eng = await Engine.open(path, EngineConfig(synchronous=synchronous))
+        await eng.stop(grace=0)
+
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "store.db")
+        asyncio.run(create(path))
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.execute(f"PRAGMA synchronous = {synchronous}")
+        ex = conn.execute
+        t0 = time.perf_counter()
+        for _ in range(n):
+            now = time.time()
+            ex("BEGIN IMMEDIATE")
+            task_id = ex(_insert_sql(()), ("noop", "null", "pending", 0, 128, 0, now)).lastrowid
+            ex(_INSERT_TASK_EVENT, (now, "submitted", task_id))
+            ex(_CLAIM, (now, task_id)).fetchone()
+            ex(_INSERT_TASK_EVENT, (now, "started", task_id))
+            ex(_END_RUN_PLAIN, ("completed", now, 1, None, 0.0001, task_id)).fetchone()
+            ex(_INSERT_TASK_EVENT, (now, "completed", task_id))
+            ex("COMMIT")
+        elapsed = time.perf_counter() - t0
+        conn.close()
+    return n / elapsed
+
+
 def bare_sqlite_executemany(n: int) -> float:
     """Rows/s of one executemany insert in one transaction."""
     with tempfile.TemporaryDirectory() as d:

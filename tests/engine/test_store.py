@@ -124,3 +124,26 @@ async def test_given_ids_then_they_are_never_reused_after_history_is_deleted(db_
 
 async def _noop(ctx, payload):  # type: ignore[no-untyped-def]
     return None
+
+
+async def test_given_a_new_file_then_it_gets_small_pages_and_an_old_file_keeps_its_own(
+    tmp_path: Path,
+) -> None:
+    fresh = tmp_path / "fresh.db"
+    async with await Engine.open(fresh):
+        pass
+    with sqlite3.connect(fresh) as conn:
+        assert conn.execute("PRAGMA page_size").fetchone() == (store_db.PAGE_SIZE,)
+    old = tmp_path / "old.db"
+    with sqlite3.connect(old) as conn:
+        conn.execute("PRAGMA page_size = 4096")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("CREATE TABLE unrelated (x)")
+        conn.execute("DROP TABLE unrelated")
+    async with await Engine.open(old) as eng:
+        eng.register("noop", _noop)
+        await eng.start()
+        task_id = (await eng.submit("noop")).id
+        assert (await eng.wait(task_id, timeout=10)).state is TaskState.COMPLETED
+    with sqlite3.connect(old) as conn:
+        assert conn.execute("PRAGMA page_size").fetchone() == (4096,)
