@@ -56,12 +56,10 @@ class Database:
         self._checkpointing = False
         self._checkpointed_at = 0
         self._checkpointer: ThreadPoolExecutor | None = None
-        if self.memory:
-            pass
-        elif synchronous.upper() == "NORMAL":
+        if not self.memory and synchronous.upper() == "NORMAL":
             conn.execute("PRAGMA wal_autocheckpoint = 0")
             self.writer.after_commit = self._maybe_checkpoint
-        else:
+        elif not self.memory:
             # Every COMMIT runs on the writer thread already: SQLite's own checkpoint at
             # the end of a COMMIT costs the loop nothing, and it keeps the WAL from growing
             # (a growing file makes each FULL fsync pay for its size change too).

@@ -271,14 +271,7 @@ class Writer:
                 if not _is_busy(e) or time.monotonic() > deadline:
                     raise
                 time.sleep(0.005)
-        outcomes = self._execute(batch)
-        try:
-            self._conn.execute("COMMIT")
-        except BaseException as e:
-            self._rollback()
-            return _failed(batch, e)
-        self._committed()
-        return outcomes
+        return self._commit_blocking(batch, self._execute(batch))
 
     def _thread_done(self, batch: list[_Queued], outcomes: list[tuple[Any, BaseException | None]]) -> None:
         self._busy = False
