@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from core.timers import TimerHandle
@@ -182,6 +182,37 @@ class ReadyQueue:
         self._entries += 1
         if lane[0] is entry:  # a new head: the lane's standing may have changed
             self._parked_by.pop(key, None)  # (its entry in a parked set or heap goes stale)
+            self._index_head(key)
+        if self._entries > 2 * self.count + 4096:
+            self._compact()
+
+    def push_new(self, tasks: Sequence[MirrorTask]) -> None:
+        """Queue tasks that are not queued yet and share one lane and priority (a run of
+        submit_many): `push` for each, without its per-task checks."""
+        if not tasks:
+            return
+        if self._aging is not None:
+            for t in tasks:
+                self.push(t)
+            return
+        key = tasks[0].lane
+        lane = self._lanes.get(key)
+        if lane is None:
+            lane = self._lanes[key] = []
+        head = lane[0] if lane else None
+        seq, heappush = self._seq, heapq.heappush
+        for t in tasks:
+            t.ver = ver = next(seq)
+            t.in_ready = True
+            t.eff = eff = t.priority
+            heappush(lane, (eff, t.pos, t.id, ver, t))
+        n = len(tasks)
+        self.count += n
+        group = tasks[0].group
+        self.by_group[group] = self.by_group.get(group, 0) + n
+        self._entries += n
+        if lane[0] is not head:
+            self._parked_by.pop(key, None)
             self._index_head(key)
         if self._entries > 2 * self.count + 4096:
             self._compact()

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import json
 import logging
 import math
+import operator
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Mapping
 from datetime import datetime
@@ -37,7 +39,7 @@ from core.schedule_engine import ScheduleEngine
 from core.store import queries as q
 from core.store import schedules as store_schedules
 from core.store.db import MEMORY, connect, migrate
-from core.store.tasks import NewTask, dumps
+from core.store.tasks import NewTask, TaskRun, dumps
 from core.store.transitions import app_setting_get, app_setting_put, settings_get, settings_put
 from core.types import (
     JSON,
@@ -59,7 +61,14 @@ from core.types import (
     TaskRecord,
     TaskState,
 )
-from core.validation import build_task, check_seconds, check_setting, check_states
+from core.validation import (
+    build_task,
+    check_schema,
+    check_seconds,
+    check_setting,
+    check_states,
+    encode_payload,
+)
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -459,17 +468,34 @@ class Engine(ScheduleEngine):
     async def submit_many(self, submissions: Iterable[Submission]) -> list[SubmitResult]:
         """Queue many tasks in one transaction: all are written or none."""
         subs = list(submissions)
-        rows = []
+        rows: list[NewTask | TaskRun] = []
+        run: TaskRun | None = None  # the open run of submissions alike but for their payloads
+        run_options: tuple[Any, ...] = ()
+        schema: Mapping[str, Any] | None = None
         for i, sub in enumerate(subs):
             if not isinstance(sub, Submission):
                 raise InvalidArgument(f"submissions[{i}]: must be a Submission, got {type(sub).__name__}")
             try:
-                rows.append(self._new_task(sub))
+                if run is not None and _alike(sub, run_options):
+                    payload_json = encode_payload(sub.payload)
+                    if schema:
+                        check_schema(sub.kind, schema, json.loads(payload_json))
+                    run.payloads.append(payload_json)
+                    continue
+                row = self._new_task(sub)
             except (UnknownKind, ValueError) as e:
                 if hasattr(e, "field"):
                     e.args = (f"submissions[{i}].{e}",)
                 raise
-        return await self._submit_rows(rows, long=len(rows) > 2000)
+            spec = self._kinds.get(row.kind)
+            if spec is not None and spec.validate is None and spec.defaults is None and _runnable(row):
+                run = TaskRun(row, [row.payload_json])
+                run_options, schema = _options_of(sub), spec.info.schema
+                rows.append(run)
+            else:
+                run = None
+                rows.append(row)
+        return await self._submit_rows(rows, long=len(subs) > 2000)
 
     async def retry(self, task_id: int) -> SubmitResult:
         """Submit a failed, cancelled or expired task again, as a new task linked by retry_of."""
@@ -819,3 +845,31 @@ def _seconds_text(seconds: float) -> str:
 
 
 __all__ = ["Engine", "EngineConfig", "resubmission", "unretried_failures"]
+
+
+# submit_many's runs: consecutive submissions equal in every field but the payload share
+# one validated template (each payload is still encoded, size-checked and schema-checked).
+_options_of = operator.attrgetter(*(f.name for f in dataclasses.fields(Submission) if f.name != "payload"))
+_DEFAULT_OPTIONS = _options_of(Submission(""))[1:]
+
+
+def _alike(sub: Submission, run_options: tuple[Any, ...]) -> bool:
+    """Whether `sub` has exactly the run's options. Equal is not enough where types
+    differ (True == 1): the template validated its own values, not these."""
+    options = _options_of(sub)
+    if options != run_options:
+        return False
+    return options[1:] == _DEFAULT_OPTIONS or list(map(type, options)) == list(map(type, run_options))
+
+
+def _runnable(row: NewTask) -> bool:
+    """Whether a validated row can head a run: dedup keys, dependencies and parents need
+    their own statements."""
+    return (
+        row.key is None
+        and not row.depends_on
+        and row.parent_id is None
+        and row.schedule_id is None
+        and row.retry_of is None
+        and row.requeue_json is None
+    )

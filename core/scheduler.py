@@ -35,7 +35,7 @@ from core.resources import IoState, PsutilSampler, Sampler, TokenBucket, budget_
 from core.store import queries as q
 from core.store.database import Database
 from core.store.schedules import SchedRow
-from core.store.tasks import NewTask, SubmitEffects, options_of
+from core.store.tasks import NewTask, SubmitEffects, TaskRun, options_of
 from core.timers import TimerHandle, Timers
 from core.types import (
     DEFAULT_RETRY,
@@ -343,7 +343,9 @@ class EngineBase(ABC):
             mask |= PauseReason.GROUP
         return int(mask)
 
-    async def _submit_rows(self, rows: list[NewTask], *, long: bool = False) -> list[SubmitResult]:
+    async def _submit_rows(
+        self, rows: Sequence[NewTask | TaskRun], *, long: bool = False
+    ) -> list[SubmitResult]:
         db = self._db
         mask_of = self._pause_mask
         fx: SubmitEffects = await db.writer.run(lambda conn: db.sql.submit(conn, rows, mask_of), long=long)
@@ -382,6 +384,8 @@ class EngineBase(ABC):
                 m.ttl_timer = self._timers.call_at(t.expires_at, functools.partial(self._on_ttl, m))
             if t.parent_id is not None or blockers:
                 self._link(m, blockers)
+        for first, t, mask, count in fx.runs:
+            self._adopt_run(first, t, mask, count)
         if fx.changed:
             self._refresh(fx.changed)
         for task_id in fx.interrupt:
@@ -390,8 +394,36 @@ class EngineBase(ABC):
                 self._interrupt(run, "supersede")
             else:
                 self._refresh([task_id])
-        if fx.inserted or fx.changed:
+        if fx.inserted or fx.changed or fx.runs:
             self._request_tick()
+
+    def _adopt_run(self, first: int, t: NewTask, mask: int, count: int) -> None:
+        """Mirror `count` tasks inserted from id `first` on that share template `t`."""
+        state = TaskState.PAUSED if mask else TaskState.PENDING
+        io = io_key(options_of(t.options_json)["io"]) if t.options_json and '"io"' in t.options_json else None
+        tasks = self._tasks
+        kind, priority, group, run_at, expires_at = t.kind, t.priority, t.group, t.run_at, t.expires_at
+        label, fail_fast, dep_policy = t.label, t.fail_fast, t.dep_policy
+        ready: list[MirrorTask] = []
+        due = not mask and (run_at is None or run_at <= self._now())
+        for task_id in range(first, first + count):
+            m = MirrorTask(
+                task_id, kind, priority, float(task_id), group, state, mask, run_at, expires_at, None, False,
+                label, 1, fail_fast=fail_fast, dep_policy=dep_policy,
+            )  # fmt: skip
+            if io is not None:
+                m.io = io
+            tasks[task_id] = m
+            if due:
+                ready.append(m)
+            elif not mask:
+                self._make_pending(m)
+            if expires_at is not None:
+                m.ttl_timer = self._timers.call_at(expires_at, functools.partial(self._on_ttl, m))
+        if ready:
+            self._ready.push_new(ready)
+            if self._idle:
+                self._idle = False
 
     def _refresh(self, ids: Iterable[int]) -> None:
         """Re-read tasks whose rows changed behind the mirror's back."""

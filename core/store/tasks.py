@@ -90,6 +90,16 @@ class NewTask:
 
 
 @dataclass(slots=True)
+class TaskRun:
+    """Tasks that differ only in their payloads: one validated template and one encoded
+    payload each. submit_many's common case; its rows are built without a NewTask apiece.
+    A template never has a dedup key, dependencies or a parent (those go row by row)."""
+
+    template: NewTask
+    payloads: list[str]
+
+
+@dataclass(slots=True)
 class SubmitEffects:
     """What a batch of submissions did, beyond the results the caller sees."""
 
@@ -99,6 +109,7 @@ class SubmitEffects:
     )  # id, task, reasons, blockers
     changed: list[int] = field(default_factory=list)  # existing tasks whose rows changed
     interrupt: list[int] = field(default_factory=list)  # running tasks to stop as superseded
+    runs: list[tuple[int, NewTask, int, int]] = field(default_factory=list)  # first id, template, mask, count
 
 
 _INSERT_EVENT = "INSERT INTO events (at, kind, task_id, schedule_id, scope, data) VALUES (?, ?, ?, ?, ?, ?)"
@@ -171,7 +182,7 @@ class TaskSql:
     def submit(
         self,
         conn: sqlite3.Connection,
-        tasks: Sequence[NewTask],
+        tasks: Sequence[NewTask | TaskRun],
         pause_mask: Callable[[str | None], int],
     ) -> SubmitEffects:
         """Insert (or deduplicate) each task in order; one call is one transaction's worth.
@@ -180,10 +191,16 @@ class TaskSql:
         dependency) or DependencyFailed (a failed one, with on_dependency_failure="cancel");
         the caller's transaction then writes nothing."""
         fx = SubmitEffects()
-        for parent in {t.parent_id for t in tasks if t.parent_id is not None}:
+        for parent in {t.parent_id for t in tasks if isinstance(t, NewTask) and t.parent_id is not None}:
             check_parent(conn, parent)
         plain: list[NewTask] = []
         for t in tasks:
+            if isinstance(t, TaskRun):
+                if plain:
+                    self._insert_many(conn, plain, pause_mask, fx)
+                    plain = []
+                self._insert_run(conn, t, pause_mask(t.template.group), fx)
+                continue
             if t.key is None and not t.depends_on:
                 plain.append(t)
                 continue
@@ -252,13 +269,53 @@ class TaskSql:
                 )
             )
         conn.executemany(_insert_sql(shape or ()), rows)
-        last = _next_task_id(conn) - 1
-        if last - first + 1 != len(tasks):  # pragma: no cover - would mean a broken invariant
-            raise RuntimeError(f"bulk insert ids are not consecutive ({first}..{last} for {len(tasks)})")
         tag_rows = [(first + i, k, v) for i, t in enumerate(tasks) if t.tags for k, v in t.tags.items()]
+        at = tasks[0].created_at
+        seq_first = self._bulk_written(conn, first, len(tasks), tag_rows, at)
+        pending = self.sink.pending
+        for i, (t, m) in enumerate(zip(tasks, masks, strict=True)):
+            task_id = first + i
+            fx.results.append(SubmitResult(task_id, SubmitOutcome.INSERTED))
+            fx.inserted.append((task_id, t, m, ()))
+            pending.append((seq_first + i, at, "submitted", task_id, t.schedule_id, None, None))
+
+    def _insert_run(self, conn: sqlite3.Connection, run: TaskRun, mask: int, fx: SubmitEffects) -> None:
+        """Insert tasks that share everything but their payloads: one executemany, one
+        statement for their events, and no Python object per task beyond its result."""
+        t = run.template
+        names, values = _optional_columns(t)
+        kind = t.kind
+        tail = ("paused" if mask else "pending", mask, t.priority, t.max_retries, t.created_at, *values)
+        first = _next_task_id(conn)
+        conn.executemany(_insert_sql(names), [(kind, p, *tail) for p in run.payloads])
+        n = len(run.payloads)
+        tags = list(t.tags.items()) if t.tags else []
+        tag_rows = [(first + i, k, v) for i in range(n) for k, v in tags]
+        at = t.created_at
+        seq_first = self._bulk_written(conn, first, n, tag_rows, at)
+        inserted = SubmitOutcome.INSERTED
+        fx.results.extend([SubmitResult(first + i, inserted) for i in range(n)])
+        fx.runs.append((first, t, mask, n))
+        sid = t.schedule_id
+        events = [(seq_first + i, at, "submitted", first + i, sid, None, None) for i in range(n)]
+        self.sink.pending.extend(events)
+
+    def _bulk_written(
+        self,
+        conn: sqlite3.Connection,
+        first: int,
+        count: int,
+        tag_rows: list[tuple[int, str, str]],
+        at: float,
+    ) -> int:
+        """After `count` rows were inserted from id `first` on in one go: check their ids
+        are consecutive, add their tags and their "submitted" events; returns the first
+        event's seq."""
+        last = _next_task_id(conn) - 1
+        if last - first + 1 != count:  # pragma: no cover - would mean a broken invariant
+            raise RuntimeError(f"bulk insert ids are not consecutive ({first}..{last} for {count})")
         if tag_rows:
             conn.executemany("INSERT INTO task_tags (task_id, name, value) VALUES (?, ?, ?)", tag_rows)
-        at = tasks[0].created_at
         # One statement writes every "submitted" event, in id order, from the rows just
         # inserted: SQLite loops in C instead of binding a parameter tuple per row.
         conn.execute(
@@ -266,13 +323,8 @@ class TaskSql:
             " FROM tasks WHERE id BETWEEN ? AND ? ORDER BY id",
             (at, first, last),
         )
-        seq_last = conn.execute("SELECT max(seq) FROM events").fetchone()[0]
-        seq_first = seq_last - len(tasks) + 1
-        for i, (t, m) in enumerate(zip(tasks, masks, strict=True)):
-            task_id = first + i
-            fx.results.append(SubmitResult(task_id, SubmitOutcome.INSERTED))
-            fx.inserted.append((task_id, t, m, ()))
-            self.sink.pending.append((seq_first + i, at, "submitted", task_id, t.schedule_id, None, None))
+        seq_last: int = conn.execute("SELECT max(seq) FROM events").fetchone()[0]
+        return seq_last - count + 1
 
     def _insert_with_deps(self, conn: sqlite3.Connection, t: NewTask, mask: int, fx: SubmitEffects) -> int:
         """Insert one task; with dependencies, blocked while any of them is unfinished."""

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,20 +61,42 @@ async def test_given_a_batch_of_concurrent_submits_when_one_fails_then_only_that
         assert labels == ["t0", "t1", "t2", "t4", "t5"]
 
 
-@pytest.mark.parametrize("threaded", [False, True], ids=["inline", "thread"])
+@dataclass
+class BareWriter:
+    """A Writer on its own database file, with no engine around it."""
+
+    path: str
+    conn: sqlite3.Connection
+    sink: EventSink
+    published: list[RawEvent]
+    writer: Writer
+
+
+@pytest.fixture(params=[False, True], ids=["inline", "thread"])
+def bare(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BareWriter]:
+    """Inline: statements and COMMIT on the loop (NORMAL); thread: every batch on the
+    writer thread (FULL)."""
+    threaded: bool = request.param
+    path = str(tmp_path / "w.db")
+    conn = connect(path, synchronous="FULL" if threaded else "NORMAL")
+    sink = EventSink()
+    published: list[RawEvent] = []
+    writer = Writer(conn, sink=sink, publish=published.extend, always_threaded=threaded)
+    yield BareWriter(path, conn, sink, published, writer)
+    writer.close()
+    conn.close()
+
+
 async def test_given_a_commit_that_fails_then_the_whole_batch_fails_and_publishes_no_event(
-    tmp_path: Path, threaded: bool
+    bare: BareWriter,
 ) -> None:
     """A deferred foreign key is checked at COMMIT: a real COMMIT failure, no fault injection."""
-    conn = connect(str(tmp_path / "w.db"), synchronous="FULL" if threaded else "NORMAL")
+    conn, sink, published, writer = bare.conn, bare.sink, bare.published, bare.writer
     conn.execute("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
     conn.execute(
         "CREATE TABLE child (id INTEGER PRIMARY KEY, "
         "parent INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)"
     )
-    sink = EventSink()
-    published: list[RawEvent] = []
-    writer = Writer(conn, sink=sink, publish=published.extend, always_threaded=threaded)
 
     def insert(table: str, row_id: int, parent: int | None = None) -> Any:
         def op(c: sqlite3.Connection) -> int:
@@ -99,23 +123,17 @@ async def test_given_a_commit_that_fails_then_the_whole_batch_fails_and_publishe
     assert await writer.run(insert("parent", 2)) == 2
     assert [e[2] for e in published] == ["parent-2"]
     await writer.drain()
-    writer.close()
-    conn.close()
 
 
-@pytest.mark.parametrize("threaded", [False, True], ids=["inline", "thread"])
 async def test_given_the_write_lock_taken_while_a_failed_batch_restarts_then_it_fails_alone_and_writing_goes_on(
-    tmp_path: Path, threaded: bool
+    bare: BareWriter,
 ) -> None:
     """An engine operation fails, the writer rolls back and begins again, and in between
     another process takes the write lock: the batch fails (its callback hears why), and
     the writer neither hangs nor loses the next write."""
-    path = str(tmp_path / "w.db")
-    conn = connect(path, synchronous="FULL" if threaded else "NORMAL")
+    conn, writer = bare.conn, bare.writer
     conn.execute("CREATE TABLE t (x)")
-    published: list[RawEvent] = []
-    writer = Writer(conn, sink=EventSink(), publish=published.extend, always_threaded=threaded)
-    other = sqlite3.connect(path, isolation_level=None)
+    other = sqlite3.connect(bare.path, isolation_level=None)
 
     def grab_the_lock_and_fail(c: sqlite3.Connection) -> None:
         c.execute("ROLLBACK")  # as if the writer's own rollback had just happened
@@ -136,20 +154,14 @@ async def test_given_the_write_lock_taken_while_a_failed_batch_restarts_then_it_
     )
     await asyncio.wait_for(writer.drain(), 10)
     assert conn.execute("SELECT count(*) FROM t").fetchone() == (1,)
-    writer.close()
     other.close()
-    conn.close()
 
 
-@pytest.mark.parametrize("threaded", [False, True], ids=["inline", "thread"])
 async def test_given_an_engine_operation_failing_in_a_shared_batch_then_no_event_of_that_batch_is_published(
-    tmp_path: Path, threaded: bool
+    bare: BareWriter,
 ) -> None:
-    conn = connect(str(tmp_path / "w.db"), synchronous="FULL" if threaded else "NORMAL")
+    conn, sink, published, writer = bare.conn, bare.sink, bare.published, bare.writer
     conn.execute("CREATE TABLE t (x)")
-    sink = EventSink()
-    published: list[RawEvent] = []
-    writer = Writer(conn, sink=sink, publish=published.extend, always_threaded=threaded)
 
     def first(c: sqlite3.Connection) -> None:
         c.execute("INSERT INTO t VALUES (1)")
@@ -165,5 +177,3 @@ async def test_given_an_engine_operation_failing_in_a_shared_batch_then_no_event
     await asyncio.wait_for(writer.drain(), 10)
     assert [str(e) for e in heard] == ["second failed", "second failed"]
     assert published == [] and conn.execute("SELECT count(*) FROM t").fetchone() == (0,)
-    writer.close()
-    conn.close()
