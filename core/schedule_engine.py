@@ -50,6 +50,12 @@ _SCHEDULE_OPS: dict[str, Callable[..., Awaitable[Any]]] = {
 }
 
 
+def fire_lead(clock: object) -> float:
+    """How long before its instant a fire is committed: FIRE_LEAD on the real clock; none
+    on an injected one, whose time only moves when a test moves it."""
+    return FIRE_LEAD if type(clock) is SystemClock else 0.0
+
+
 def _from_json(changes: dict[str, Any]) -> dict[str, Any]:
     """Schedule changes from a client's request (datetimes arrive as ISO text)."""
     return {
@@ -83,7 +89,7 @@ class ScheduleEngine(ResourceEngine):
         if s.paused or s.ended or s.next_fire is None:
             return
         due = s.next_fire + (self._rng.uniform(0, s.jitter) if s.jitter else 0.0)
-        lead = FIRE_LEAD if type(self._clock) is SystemClock else 0.0
+        lead = fire_lead(self._clock)
         self._sched_timers[s.id] = self._timers.call_at(
             due - lead, functools.partial(self._fire, s.id, s.next_fire, due)
         )
@@ -342,6 +348,8 @@ class ScheduleEngine(ResourceEngine):
             return
         now = self._now()
         s.paused = paused
+        if paused:
+            self._withdraw_early_runs(s, now, "its schedule was paused before this run started")
         if not paused:  # fires while it was paused are not missed: start over from now
             s.last_fire = max(now, s.last_fire or now)
             s.failure_streak = 0
@@ -358,9 +366,23 @@ class ScheduleEngine(ResourceEngine):
         if self._started:
             self._arm(s)
 
+    def _withdraw_early_runs(self, s: SchedRow, now: float, why: str) -> None:
+        """Cancel the runs a fire committed ahead of their instant (FIRE_LEAD) that has not
+        come yet: pausing or removing a schedule just before a fire means that fire never
+        runs, as it would had the pause come a moment earlier."""
+        for task_id in sorted(self._sched_runs.get(s.id, ())):
+            t = self._tasks.get(task_id)
+            if t is None or t.started or t.run is not None or t.run_at is None or t.run_at <= now:
+                continue
+            self._cancel_task(t, why)
+            s.run_count = max(0, s.run_count - 1)
+            if s.ended and s.next_fire is not None:
+                s.ended = False  # it had ended with this run (max_runs); the run is gone
+
     async def _sched_remove(self, schedule_id: int) -> None:
         s = self._schedule(schedule_id)
         s.paused = True
+        self._withdraw_early_runs(s, self._now(), "its schedule was removed before this run started")
         self._arm(s)
         db = self._db
         now = self._now()

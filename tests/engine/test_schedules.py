@@ -20,6 +20,7 @@ from core import (
     ScheduleNotFound,
     ScheduleSpec,
     TaskState,
+    schedule_engine,
 )
 from core.testing import FakeClock
 from tests.conftest import until
@@ -221,6 +222,39 @@ async def test_given_a_paused_schedule_then_nothing_fires_and_resume_starts_from
     assert s is not None and s.next_fire == MONDAY_9 + timedelta(seconds=360) and s.missed_runs == 0
     await step(clock, 60)
     await until(lambda: len(runs.started) == 1)
+
+
+@pytest.mark.parametrize("how", ["pause", "remove"])
+async def test_given_a_fire_committed_ahead_of_its_instant_when_the_schedule_is_paused_then_that_run_never_starts(
+    db_path: Path, clock: FakeClock, runs: Runs, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """On the real clock a fire is committed FIRE_LEAD before its instant; here the lead
+    is 30 s of fake time, so the pause lands inside it deterministically."""
+    monkeypatch.setattr(schedule_engine, "fire_lead", lambda clock: 30.0)
+    eng = await open_engine(db_path, clock, runs)
+    try:
+        sid = await eng.schedules.add("job", every=60, max_runs=1)
+        await step(clock, 40)  # 30 s ahead of the instant at 60 s, the run is committed
+        await until(lambda: len(eng.tasks()) == 1)
+        early = eng.tasks()[0]
+        assert early.schedule_id == sid and early.state is TaskState.PENDING and runs.started == []
+        if how == "pause":
+            await eng.schedules.pause(sid)
+        else:
+            await eng.schedules.remove(sid)
+        rec = await eng.wait(early.id, timeout=10)
+        assert rec.state is TaskState.CANCELLED
+        assert rec.error == f"its schedule was {how}d before this run started"
+        await step(clock, 120, every=10)
+        assert runs.started == []
+        if how == "pause":  # the withdrawn run does not count: after resume the schedule runs once
+            s = eng.schedules.get(sid)
+            assert s is not None and s.run_count == 0 and not s.ended
+            await eng.schedules.resume(sid)
+            await step(clock, 60, every=10)
+            await until(lambda: len(runs.started) == 1)
+    finally:
+        await eng.stop(grace=0)
 
 
 async def test_given_run_now_then_a_manual_run_starts_and_the_next_fire_does_not_move(
