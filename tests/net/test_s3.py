@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from core import Engine, RetryPolicy, TaskState
-from core.jobs.net import submit
+from core.jobs.net import s3_client, submit
 from core.jobs.net.s3_client import multipart_etag
 from core.testing import FakeClock
 from tests.net.conftest import MiB, events_of_kind, finish, until, write
@@ -362,10 +362,18 @@ async def test_given_two_inputs_with_the_same_name_when_uploaded_then_it_fails_n
 
 
 async def test_given_an_abort_the_server_refuses_when_cancelled_then_the_task_log_says_the_parts_stay(
-    net: Engine, clock: FakeClock, proxy: FaultProxy, moto: MotoServer, s3: Any, bucket: str, tmp_path: Path
+    net: Engine,
+    clock: FakeClock,
+    proxy: FaultProxy,
+    moto: MotoServer,
+    s3: Any,
+    bucket: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Before, the cleanup's exception went to the engine's Python log only: the task's log
     showed nothing, and the orphan parts went unnoticed."""
+    monkeypatch.setattr(s3_client, "ABORT_BACKOFF", 0.01)
     write(tmp_path / "movie.mkv", 3 * PART)
     proxy.stall(match="partNumber=3")
     proxy.fail(None, status=503, match=lambda method, target: method == "DELETE")
@@ -381,9 +389,37 @@ async def test_given_an_abort_the_server_refuses_when_cancelled_then_the_task_lo
     line = next(ln.message for ln in net.logs(res.id) if ln.level == "error")
     assert line.startswith("cancelled: could not abort the multipart upload of movie.mkv (S3 ")
     assert line.endswith(
-        f"its parts stay in bucket '{bucket}' until it is aborted there or a lifecycle rule expires it"
+        f"attempt {s3_client.ABORT_TRIES} of {s3_client.ABORT_TRIES}); its parts stay in bucket '{bucket}' "
+        "until it is aborted there or a lifecycle rule expires it"
     )
     assert [u["Key"] for u in s3.list_multipart_uploads(Bucket=bucket)["Uploads"]] == ["movie.mkv"]
+
+
+async def test_given_an_abort_that_fails_once_when_cancelled_then_it_is_tried_again_and_no_parts_stay(
+    net: Engine,
+    clock: FakeClock,
+    proxy: FaultProxy,
+    moto: MotoServer,
+    s3: Any,
+    bucket: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(s3_client, "ABORT_BACKOFF", 0.01)
+    write(tmp_path / "movie.mkv", 3 * PART)
+    proxy.stall(match="partNumber=3")
+    proxy.fail(1, status=503, match=lambda method, target: method == "DELETE")
+    res = await submit(net, "upload.s3", payload(proxy.url, bucket, tmp_path / "movie.mkv"))
+    try:
+        await proxy.wait_for_async(lambda p: bool(p.seen("stalled")))
+        await net.cancel(res.id)
+    finally:
+        proxy.release()
+    rec = await finish(net, clock, res.id)
+    assert rec.state is TaskState.CANCELLED
+    await until(lambda: any("aborted 1 multipart upload" in ln.message for ln in net.logs(res.id)))
+    assert [ln for ln in net.logs(res.id) if ln.level == "error"] == []
+    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
 
 
 async def test_given_a_paused_upload_when_the_file_changes_before_resume_then_it_fails_naming_it_and_is_aborted(

@@ -17,6 +17,7 @@ import hashlib
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -416,28 +417,48 @@ def connect(ctx: Any, target: Target) -> Any:
     return call(ctx, target, "connecting", lambda: client_for(target))
 
 
-def abort_all(target: Target, uploads: Mapping[str, str]) -> tuple[int, list[tuple[str, str]]]:
-    """Abort each upload (id -> key); one completed or aborted already is no error. Returns
-    how many were aborted and, for each that could not be, (key, why): one failure does
-    not keep the others from being aborted."""
+# A cleanup's abort is tried again on a failure that may pass (a 503, a reset): an upload
+# it leaves behind keeps its parts, billed, until a lifecycle rule or a person removes it.
+ABORT_TRIES = 3
+ABORT_BACKOFF = 1.0  # seconds before the second try, doubled before each further one
+
+
+@dataclass(frozen=True)
+class _AbortTry:  # what attempt_text reads: "attempt 2 of 3"
+    attempt: int
+    tries: int
+
+    @property
+    def max_retries(self) -> int:
+        return self.tries - 1
+
+
+def abort_all(
+    target: Target, uploads: Mapping[str, str], *, sleep: Callable[[float], None] = time.sleep
+) -> tuple[int, list[tuple[str, str]]]:
+    """Abort each upload (id -> key); one completed or aborted already is no error. A
+    failure that may pass is tried again, up to ABORT_TRIES in all. Returns how many were
+    aborted and, for each that could not be, (key, why): one failure does not keep the
+    others from being aborted. Runs on a thread (it blocks, and sleeps between tries)."""
     ClientError = botocore_exceptions().ClientError
-
-    class _Once:  # one try: a cleanup is not retried
-        attempt, max_retries = 1, 0
-
-    aborted, failed = 0, []
     try:
         client = client_for(target)
     except Exception as e:
-        why = str(failure(_Once(), e, target, "aborting"))
+        why = str(failure(_AbortTry(1, 1), e, target, "aborting"))
         return 0, [(key, why) for key in uploads.values()]
+    aborted, failed = 0, []
     for upload_id, key in uploads.items():
-        try:
-            client.abort_multipart_upload(Bucket=target.bucket, Key=key, UploadId=upload_id)
-            aborted += 1
-        except ClientError as e:
-            if e.response.get("Error", {}).get("Code") != "NoSuchUpload":
-                failed.append((key, str(failure(_Once(), e, target, f"aborting the upload of {key}"))))
-        except Exception as e:
-            failed.append((key, str(failure(_Once(), e, target, f"aborting the upload of {key}"))))
+        for n in range(1, ABORT_TRIES + 1):
+            try:
+                client.abort_multipart_upload(Bucket=target.bucket, Key=key, UploadId=upload_id)
+                aborted += 1
+                break
+            except Exception as e:
+                if isinstance(e, ClientError) and e.response.get("Error", {}).get("Code") == "NoSuchUpload":
+                    break
+                err = failure(_AbortTry(n, ABORT_TRIES), e, target, f"aborting the upload of {key}")
+                if isinstance(err, Permanent) or n == ABORT_TRIES:
+                    failed.append((key, str(err)))
+                    break
+                sleep(ABORT_BACKOFF * 2 ** (n - 1))
     return aborted, failed
