@@ -243,6 +243,10 @@ class Writer:
                 self._idle.set()
 
         self._executor.submit(work)
+        # Give the GIL away once so the writer thread can start its COMMIT (and fsync) now,
+        # rather than when the loop next waits: handlers the loop runs meanwhile would
+        # hold the fsync back. Measured: FULL e2e about 7% faster.
+        time.sleep(0)
 
     def _stop_batch(self, batch: list[_Queued], error: BaseException) -> None:
         """The batch failed before its COMMIT went to the thread: it fails as a whole."""
