@@ -850,16 +850,34 @@ __all__ = ["Engine", "EngineConfig", "resubmission", "unretried_failures"]
 # submit_many's runs: consecutive submissions equal in every field but the payload share
 # one validated template (each payload is still encoded, size-checked and schema-checked).
 _options_of = operator.attrgetter(*(f.name for f in dataclasses.fields(Submission) if f.name != "payload"))
-_DEFAULT_OPTIONS = _options_of(Submission(""))[1:]
 
 
 def _alike(sub: Submission, run_options: tuple[Any, ...]) -> bool:
-    """Whether `sub` has exactly the run's options. Equal is not enough where types
-    differ (True == 1): the template validated its own values, not these."""
+    """Whether `sub` has exactly the run's options: the same objects (the common case), or
+    values that validate and store the same. Equal is not enough: True == 1 but only one
+    is a valid priority, {"a": 1, "b": 2} == {"b": 2, "a": 1} but the tags column keeps
+    the order, and two datetimes of the repeated hour of a DST change that differ only
+    by `fold` are equal but an hour apart."""
     options = _options_of(sub)
     if options != run_options:
         return False
-    return options[1:] == _DEFAULT_OPTIONS or list(map(type, options)) == list(map(type, run_options))
+    pairs = zip(options, run_options, strict=True)
+    return all(a is b or _stored_form(a) == _stored_form(b) for a, b in pairs)
+
+
+def _stored_form(value: Any) -> Any:
+    """A value with what decides how it validates and is stored: types, order, instants."""
+    if isinstance(value, datetime):
+        return (datetime, value.timestamp() if value.tzinfo is not None else value, value.tzinfo is None)
+    if isinstance(value, float):
+        return (float, repr(value))  # 0.0 and -0.0 encode differently
+    if isinstance(value, Mapping):
+        return (type(value), tuple((_stored_form(k), _stored_form(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return (type(value), tuple(map(_stored_form, value)))
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return (type(value), tuple(_stored_form(getattr(value, f.name)) for f in dataclasses.fields(value)))
+    return (type(value), value)
 
 
 def _runnable(row: NewTask) -> bool:

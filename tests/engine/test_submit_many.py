@@ -6,14 +6,26 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import tempfile
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from core import Engine, EngineConfig, InvalidSubmission, Priority, Submission, SubmitOutcome, TaskState
+from core import (
+    Engine,
+    EngineConfig,
+    InvalidSubmission,
+    IoBudget,
+    Priority,
+    RetryPolicy,
+    Submission,
+    SubmitOutcome,
+    TaskState,
+)
 from core.testing import FakeClock
 from tests.conftest import noop, until
 
@@ -28,11 +40,11 @@ def _shape(rec: Any) -> tuple[Any, ...]:
 
 
 def _columns(path: Path) -> list[tuple[Any, ...]]:
-    """Every stored column that does not depend on the id or the instant of submitting."""
+    """Every stored column that does not depend on the id (the engines' fake clocks agree)."""
     with sqlite3.connect(path) as conn:
         return conn.execute(
             "SELECT kind, payload, state, pause_reasons, priority, position, grp, label, dedup_key, parent_id,"
-            " schedule_id, retry_of, attempt, max_retries, options, tags, run_at IS NULL, expires_at IS NULL,"
+            " schedule_id, retry_of, attempt, max_retries, options, tags, created_at, run_at, expires_at,"
             " (SELECT group_concat(name || '=' || value) FROM task_tags WHERE task_id = tasks.id)"
             " FROM tasks ORDER BY id"
         ).fetchall()
@@ -184,13 +196,25 @@ async def test_given_a_delayed_run_then_its_tasks_start_when_the_clock_reaches_t
         await eng.stop(grace=0)
 
 
-# Batches drawn from few distinct options, so that runs form, with the odd bad value.
+# The repeated hour of a DST change: equal datetimes an hour apart (fold 0 and 1).
+_AMBIGUOUS = datetime(2030, 11, 3, 1, 30, tzinfo=ZoneInfo("America/New_York"))
+
+# Batches drawn from few distinct options, so that runs form, with the odd bad value, and
+# pairs of options that are equal (==) but do not store the same.
 _option_sets = st.sampled_from(
     [
         {},
         {"priority": 200},
         {"priority": True},
         {"group": "g", "tags": {"a": "b"}},
+        {"tags": {"a": "1", "b": "2"}},
+        {"tags": {"b": "2", "a": "1"}},
+        {"retry": RetryPolicy(base=1.0)},
+        {"retry": RetryPolicy(base=1)},
+        {"io": IoBudget(disk_read=1.0)},
+        {"io": IoBudget(disk_read=1)},
+        {"run_at": _AMBIGUOUS},
+        {"run_at": _AMBIGUOUS.replace(fold=1)},
         {"label": "x" * 300},
         {"key": "k"},
         {"delay": 5},
@@ -200,7 +224,10 @@ _option_sets = st.sampled_from(
 _payloads = st.none() | st.integers() | st.text(max_size=5) | st.just(float("nan")) | st.just({"n": 1})
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@example(batch=[("noop", 0, {"run_at": _AMBIGUOUS}), ("noop", 1, {"run_at": _AMBIGUOUS.replace(fold=1)})])
+@example(batch=[("noop", 0, {"tags": {"a": "1", "b": "2"}}), ("noop", 1, {"tags": {"b": "2", "a": "1"}})])
+@example(batch=[("noop", 0, {"retry": RetryPolicy(base=1.0)}), ("noop", 1, {"retry": RetryPolicy(base=1)})])
 @given(batch=st.lists(st.tuples(st.sampled_from(["noop", "shaped"]), _payloads, _option_sets), max_size=12))
 def test_given_arbitrary_batches_then_submit_many_stores_what_lone_submits_store(batch: list[Any]) -> None:
     with tempfile.TemporaryDirectory() as d:
