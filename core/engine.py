@@ -861,6 +861,8 @@ def _alike(sub: Submission, run_options: tuple[Any, ...]) -> bool:
     options = _options_of(sub)
     if options != run_options:
         return False
+    if all(map(operator.is_, options, run_options)):
+        return True
     pairs = zip(options, run_options, strict=True)
     return all(a is b or _stored_form(a) == _stored_form(b) for a, b in pairs)
 
