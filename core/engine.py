@@ -870,7 +870,7 @@ def _alike(sub: Submission, run_options: tuple[Any, ...]) -> bool:
 def _stored_form(value: Any) -> Any:
     """A value with what decides how it validates and is stored: types, order, instants."""
     if isinstance(value, datetime):
-        return (datetime, value.timestamp() if value.tzinfo is not None else value, value.tzinfo is None)
+        return (datetime, value.timestamp() if value.tzinfo is not None else value)
     if isinstance(value, float):
         return (float, repr(value))  # 0.0 and -0.0 encode differently
     if isinstance(value, Mapping):

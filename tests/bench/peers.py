@@ -52,27 +52,34 @@ def bare_sqlite_lifecycles(n: int, synchronous: str = "NORMAL") -> float:
     return n / elapsed
 
 
+def _taskdeck_database(path: str, synchronous: str) -> sqlite3.Connection:
+    """A database Taskdeck created (its schema, pragmas, page size), and a plain connection
+    to it at that durability, for replaying Taskdeck's statements with no engine around."""
+    import asyncio
+
+    from core import Engine, EngineConfig
+
+    async def create() -> None:
+        eng = await Engine.open(path, EngineConfig(synchronous=synchronous))
+        await eng.stop(grace=0)
+
+    asyncio.run(create())
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute(f"PRAGMA synchronous = {synchronous}")
+    return conn
+
+
 def store_statements_lifecycles(n: int, synchronous: str = "NORMAL") -> float:
     """Lifecycles/s of Taskdeck's own statements with no engine around them: on a database
     Taskdeck created, each no-op task's insert, claim and completion (with their three
     event rows) in one transaction, as the engine groups them. This is the store's share
     of an e2e run; set against the bare loop it tells the store's design from the cost
     of the Python engine around it."""
-    import asyncio
-
-    from core import Engine, EngineConfig
     from core.store.tasks import _INSERT_TASK_EVENT, _insert_sql
     from core.store.transitions import _CLAIM, _END_RUN_PLAIN
 
-    async def create(path: str) -> None:
-        eng = await Engine.open(path, EngineConfig(synchronous=synchronous))
-        await eng.stop(grace=0)
-
     with tempfile.TemporaryDirectory() as d:
-        path = os.path.join(d, "store.db")
-        asyncio.run(create(path))
-        conn = sqlite3.connect(path, isolation_level=None)
-        conn.execute(f"PRAGMA synchronous = {synchronous}")
+        conn = _taskdeck_database(os.path.join(d, "store.db"), synchronous)
         ex = conn.execute
         t0 = time.perf_counter()
         for _ in range(n):
@@ -119,20 +126,10 @@ def schema_executemany(n: int) -> float:
     INSERT ... SELECT of their events, in one transaction, with nothing around them. Set
     against the bare executemany it tells what the schema (43 columns, its indexes, the
     events the history contract needs) costs from what the engine's Python costs."""
-    import asyncio
-
-    from core import Engine, EngineConfig
     from core.store.tasks import _insert_sql
 
-    async def create(path: str) -> None:
-        eng = await Engine.open(path, EngineConfig())
-        await eng.stop(grace=0)
-
     with tempfile.TemporaryDirectory() as d:
-        path = os.path.join(d, "schema.db")
-        asyncio.run(create(path))
-        conn = sqlite3.connect(path, isolation_level=None)
-        conn.execute("PRAGMA synchronous = NORMAL")
+        conn = _taskdeck_database(os.path.join(d, "schema.db"), "NORMAL")
         now = time.time()
         rows = [("noop", f'{{"i":{i}}}', "pending", 0, 128, 3, now) for i in range(n)]
         t0 = time.perf_counter()
