@@ -9,7 +9,7 @@ import argparse
 import json
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
@@ -29,6 +29,28 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: {message} (see '{self.prog} --help')\n")
+
+    def parse_args(self, args: Sequence[str] | None = None, namespace: None = None) -> argparse.Namespace:  # type: ignore[override]
+        """As argparse does, except that arguments nobody takes are reported by the
+        (sub)command they were given to, whose --help is the one to read."""
+        ns, extras = self.parse_known_args(args)
+        if extras:
+            owner = _command_parser(self, ns)
+            hint = ""
+            if getattr(ns, "command", None) == "submit" and extras[0].startswith(("{", "[", '"')):
+                hint = "; give the payload with --payload"
+            owner.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
+        return ns
+
+
+def _command_parser(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> argparse.ArgumentParser:
+    """The deepest parser `ns` went through: `taskdeck schedule add`'s for its options."""
+    while True:
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        chosen = getattr(ns, subs[0].dest, None) if subs else None
+        if not chosen or chosen not in subs[0].choices:
+            return parser
+        parser = subs[0].choices[chosen]
 
 
 # -- converters ------------------------------------------------------------------------

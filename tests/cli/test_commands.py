@@ -117,6 +117,24 @@ def test_given_a_usage_error_then_exit_2_with_one_line(db: Path, argv: list[str]
     one_line_error(run(db, *argv), 2, needle)
 
 
+@pytest.mark.parametrize(
+    ("argv", "prefix"),
+    [
+        (["submit", "demo.sleep", '{"seconds": 1}'], "taskdeck submit: unrecognized arguments: {"),
+        (["ls", "--bogus"], "taskdeck ls: unrecognized arguments: --bogus"),
+        (["schedule", "ls", "extra"], "taskdeck schedule ls: unrecognized arguments: extra"),
+    ],
+)
+def test_given_an_argument_no_option_takes_then_the_command_that_got_it_says_so(
+    db: Path, argv: list[str], prefix: str
+) -> None:
+    res = run(db, *argv)
+    one_line_error(res, 2, prefix, f"(see '{prefix.split(':')[0]} --help')")
+    assert res.err.startswith(prefix)
+    if argv[0] == "submit":
+        assert "give the payload with --payload" in res.err
+
+
 @pytest.mark.parametrize("command", ["show", "cancel", "pause", "resume", "retry", "wait", "logs"])
 def test_given_an_unknown_task_id_then_exit_1_says_it_does_not_exist(db: Path, command: str) -> None:
     one_line_error(run(db, command, "42"), 1, "taskdeck: task 42 does not exist")
