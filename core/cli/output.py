@@ -338,7 +338,9 @@ def schema_lines(schema: Mapping[str, Any] | None) -> list[str]:
     if not schema:
         return ["payload: any JSON (no schema)"]
     props = schema.get("properties")
-    if schema.get("type") != "object" or not isinstance(props, Mapping):
+    kind = schema.get("type")
+    nullable = isinstance(kind, list) and sorted(map(str, kind)) == ["null", "object"]
+    if (kind != "object" and not nullable) or not isinstance(props, Mapping):
         return [f"payload schema: {compact(schema)}"]
     required = set(schema.get("required", ()))
     rows = [
@@ -350,7 +352,7 @@ def schema_lines(schema: Mapping[str, Any] | None) -> list[str]:
         for name, prop in props.items()
         if isinstance(prop, Mapping)
     ]
-    head = "payload (an object; * required" + (
+    head = f"payload (an object{' or null' if nullable else ''}; * required" + (
         "" if schema.get("additionalProperties", True) else "; no other fields"
     )
     return [head + "):"] + [f"  {line}" for line in table(["FIELD", "TYPE", "DESCRIPTION"], rows)[1:]]

@@ -12,7 +12,13 @@ KIND = "demo.sleep"
 SCHEMA: dict[str, Any] = {
     "type": ["object", "null"],
     "properties": {
-        "seconds": {"type": "number", "minimum": 0, "maximum": 86400, "description": "how long to sleep"},
+        "seconds": {
+            "type": "number",
+            "minimum": 0,
+            "maximum": 86400,
+            "default": 5,
+            "description": "how long to sleep",
+        },
         "steps": {"type": "integer", "minimum": 1, "maximum": 10000, "description": "progress updates"},
         "fail": {
             "enum": [False, True, "once", "permanent"],

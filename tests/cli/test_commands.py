@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -221,6 +222,10 @@ def test_given_no_engine_then_kinds_lists_demo_sleep_with_its_schema(db: Path) -
     assert kinds["demo.sleep"]["retry"]["max_retries"] == 3
     text = ok(db, "kinds").out
     assert "demo.sleep" in text and "seconds" in text and "how long to sleep" in text
+    # A payload that may also be null is shown as a table of fields, not as raw JSON.
+    assert "payload (an object or null; * required; no other fields):" in text
+    assert re.search(r"seconds +number 0\.\.86400 = 5 +how long to sleep", text), text
+    assert "payload schema: {" not in text
 
 
 def test_given_tasks_then_watch_since_0_replays_their_events(db: Path) -> None:
