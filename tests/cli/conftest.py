@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import queue
 import signal
 import subprocess
@@ -96,8 +97,15 @@ class Process:
 
     def __init__(self, args: list[str], stderr_path: Path) -> None:
         self._stderr = stderr_path.open("w")
+        # faulthandler: a process that hangs is sent SIGABRT (see wait) and prints where
+        # each of its threads was, which the failure then shows.
         self.proc = subprocess.Popen(
-            subprocess_argv(*args), cwd=REPO, stdout=subprocess.PIPE, stderr=self._stderr, text=True
+            subprocess_argv(*args),
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
+            env={**os.environ, "PYTHONFAULTHANDLER": "1"},
         )
         self.stderr_path = stderr_path
         self.lines: list[str] = []
@@ -129,7 +137,14 @@ class Process:
         self.proc.send_signal(sig)
 
     def wait(self, timeout: float = 30.0) -> int:
-        return self.proc.wait(timeout=timeout)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGABRT)
+            self.proc.wait(timeout=10)
+            raise AssertionError(
+                f"the process did not exit within {timeout} s; where its threads were:\n{self.stderr()}"
+            ) from None
 
     def stderr(self) -> str:
         return self.stderr_path.read_text()
