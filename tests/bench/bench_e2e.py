@@ -10,14 +10,18 @@ Also reported (not targets): the same with the submitter yielding to the loop af
 submit (`await asyncio.sleep(0)`), i.e. submitting and running genuinely interleaved; and
 the store alone, Taskdeck's statements for each lifecycle replayed with no engine around
 them (`peers.store_statements_lifecycles`), beside the bare loop: how much of the gap to
-the bare loop is the store and how much the Python engine.
+the bare loop is the store and how much the Python engine. And, from one more NORMAL run
+with every statement on the loop thread timed, the microseconds per task spent inside
+SQLite there beside the bare loop's whole lifecycle: what the store leaves for Python.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import sys
+import threading
 import time
 from typing import Any
 
@@ -41,7 +45,7 @@ N_QUICK = 2_000
 
 
 async def taskdeck_e2e(n: int, synchronous: str = "NORMAL", yield_each: bool = False,
-                       stats: dict[str, Any] | None = None) -> float:  # fmt: skip
+                       stats: dict[str, Any] | None = None, timed: bool = False) -> float:  # fmt: skip
     from core import Engine, EngineConfig
 
     with temp_dir() as d:
@@ -51,6 +55,8 @@ async def taskdeck_e2e(n: int, synchronous: str = "NORMAL", yield_each: bool = F
         eng.register("noop", noop)
         await eng.start()
         ids: list[int] = []
+        if timed:  # count what the run itself executes, not what opening the engine did
+            _TimedConnection.seconds, _TimedConnection.calls = 0.0, 0
         t0 = time.perf_counter()
         for _ in range(n):
             ids.append((await eng.submit("noop")).id)
@@ -59,6 +65,8 @@ async def taskdeck_e2e(n: int, synchronous: str = "NORMAL", yield_each: bool = F
         t_submitted = time.perf_counter()
         await wait_all(eng, ids)
         elapsed = time.perf_counter() - t0
+        if timed:
+            timed_sql = _TimedConnection.seconds, _TimedConnection.calls
         left = active_counts(eng)
         if left:
             raise RuntimeError(f"tasks still active after the last one ended: {left}")
@@ -66,7 +74,47 @@ async def taskdeck_e2e(n: int, synchronous: str = "NORMAL", yield_each: bool = F
             stats["submit_phase_s"] = t_submitted - t0
             stats["commits"] = eng._db.writer.commits
         await eng.stop(grace=0)
+    if timed:
+        _TimedConnection.seconds, _TimedConnection.calls = timed_sql
     return n / elapsed
+
+
+class _TimedConnection(sqlite3.Connection):
+    """A connection that adds the time its `execute` calls on the loop thread take."""
+
+    loop_thread = 0
+    seconds = 0.0
+    calls = 0
+
+    def execute(self, *args: Any) -> sqlite3.Cursor:
+        if threading.get_ident() != _TimedConnection.loop_thread:
+            return super().execute(*args)
+        t = time.perf_counter()
+        try:
+            return super().execute(*args)
+        finally:
+            _TimedConnection.seconds += time.perf_counter() - t
+            _TimedConnection.calls += 1
+
+
+def sql_on_loop(n: int) -> tuple[float, float]:
+    """One NORMAL run with every statement the engine runs on the loop thread timed: the
+    microseconds per task spent inside SQLite there, and statements per task. Set against
+    the bare loop's whole lifecycle it shows what is left for the Python engine."""
+    connect = sqlite3.connect
+
+    def timed(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        kwargs.setdefault("factory", _TimedConnection)
+        return connect(*args, **kwargs)
+
+    _TimedConnection.loop_thread = threading.get_ident()
+    _TimedConnection.seconds, _TimedConnection.calls = 0.0, 0
+    sqlite3.connect = timed  # type: ignore[assignment]
+    try:
+        asyncio.run(taskdeck_e2e(n, "NORMAL", timed=True))
+    finally:
+        sqlite3.connect = connect  # type: ignore[assignment]
+    return _TimedConnection.seconds * 1e6 / n, _TimedConnection.calls / n
 
 
 def profile(n: int) -> None:
@@ -91,6 +139,7 @@ def main() -> None:
     if "--profile" in sys.argv:
         profile(n)
     td_n, td_f, td_y, bare_n, bare_f, hy, store_n = [], [], [], [], [], [], []
+    sql_us, statements = [], []
     stats_n: dict[str, Any] = {}
     stats_f: dict[str, Any] = {}
     for i in range(args.runs):
@@ -101,6 +150,10 @@ def main() -> None:
         td_y.append(asyncio.run(taskdeck_e2e(n, "NORMAL", yield_each=True)))
         hy.append(peers.huey_e2e(n))
         store_n.append(peers.store_statements_lifecycles(n, "NORMAL"))
+        us, per_task = sql_on_loop(n)
+        sql_us.append(us)
+        statements.append(per_task)
+
         note(f"e2e run {i + 1}/{args.runs}: taskdeck NORMAL {td_n[-1]:.0f}/s FULL {td_f[-1]:.0f}/s "
              f"yielding {td_y[-1]:.0f}/s | bare NORMAL {bare_n[-1]:.0f}/s FULL {bare_f[-1]:.0f}/s "
              f"| huey {hy[-1]:.0f}/s | store alone {store_n[-1]:.0f}/s")  # fmt: skip
@@ -124,6 +177,10 @@ def main() -> None:
         "store_alone_normal_tps": rnd(m["store_n"]),
         "ratio_store_alone_vs_bare": ratio(m["store_n"], m["bare_n"]),
         "ratio_normal_vs_store_alone": ratio(m["td_n"], m["store_n"]),
+        "sql_on_loop_us_per_task": rnd(median(sql_us)),
+        "statements_on_loop_per_task": rnd(median(statements)),
+        "bare_us_per_lifecycle": rnd(1e6 / m["bare_n"]),
+        "ratio_sql_on_loop_vs_bare_lifecycle": ratio(median(sql_us), 1e6 / m["bare_n"]),
         "normal_submit_phase_s": rnd(stats_n.get("submit_phase_s")),
         "normal_commits": stats_n.get("commits"),
         "full_commits": stats_f.get("commits"),
