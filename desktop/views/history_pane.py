@@ -239,6 +239,11 @@ class HistoryPane(QWidget):
     def selected_ids(self) -> list[int]:
         return [int(i.data(Role.TASK_ID)) for i in self.view.selectionModel().selectedRows(0)]
 
+    def current_task_id(self) -> int | None:
+        """The task selected alone, if one is."""
+        ids = self.selected_ids()
+        return ids[0] if len(ids) == 1 else None
+
     def _selection_changed(self) -> None:
         ids = self.selected_ids()
         recs = [

@@ -130,6 +130,7 @@ class MainWindow(QMainWindow):
         self.panes.addWidget(self.history_pane)
         self.schedules_pane = SchedulesPane(bridge)
         self.panes.addWidget(self.schedules_pane)
+        self.panes.currentChanged.connect(self._pane_shown)
         self.schedules_pane.run_selected.connect(self._history_current)
         # the details sit under the list, as qBittorrent's properties: the table keeps its width
         self.content = QSplitter(Qt.Orientation.Vertical)
@@ -380,6 +381,13 @@ class MainWindow(QMainWindow):
             self.sidebar.select(cat.value if cat else ALL)
         self.sidebar.blockSignals(False)
         self.search.setEnabled(pane == QUEUE)
+
+    def _pane_shown(self, pane: int) -> None:
+        """The toolbar and the details follow the pane on show: its selection, not one
+        left behind on a pane the user no longer sees."""
+        self.queue_pane.set_active(pane == QUEUE)
+        shown = (self.queue_pane, self.history_pane, self.schedules_pane)[pane]
+        self.details.show_task(shown.current_task_id())
 
     def current_pane(self) -> int:
         return self.panes.currentIndex()

@@ -89,6 +89,7 @@ class QueuePane(QWidget):
         name(self, "queuePane", "Queue")
         self.bridge = bridge
         self.model = model
+        self._active = True
         self.proxy = QueueFilter(self)
         self.proxy.setSourceModel(model)
         lay = QVBoxLayout(self)
@@ -304,8 +305,20 @@ class QueuePane(QWidget):
                 out.append(rec)
         return out
 
+    def set_active(self, active: bool) -> None:
+        """Whether the Queue is the pane on show. The toolbar and the Jobs menu hold this
+        pane's actions: while another pane shows, they have no visible selection to act
+        on, so they are off (Ctrl+R on History must not retry a job the user cannot see)."""
+        self._active = active
+        self.update_actions()
+
+    def current_task_id(self) -> int | None:
+        """The task selected alone, if one is."""
+        ids = self.selected_ids()
+        return ids[0] if len(ids) == 1 else None
+
     def update_actions(self) -> None:
-        recs = self.selected_records()
+        recs = self.selected_records() if self._active else []
         active = [r for r in recs if not r.is_terminal]
         queued = [r for r in recs if r.state in _QUEUED]
         pausable = [r for r in active if "user" not in r.pause_reasons and r.state != TaskState.WAITING]

@@ -294,6 +294,12 @@ class SchedulesPane(QWidget):
         if sid == self._runs_for:
             self.runs_model.set_runs(runs)
 
+    def current_task_id(self) -> int | None:
+        """The run selected in the runs list, if any."""
+        current = self.runs_view.currentIndex()
+        rec = self.runs_model.record_at(current.row()) if current.isValid() else None
+        return rec.id if rec is not None else None
+
     def _run_current(self, current: QModelIndex, previous: QModelIndex) -> None:
         rec = self.runs_model.record_at(current.row()) if current.isValid() else None
         self.run_selected.emit(rec.id if rec is not None else None)

@@ -94,3 +94,43 @@ def test_H03_retention_keeps_the_newest_entries(gui) -> None:
     for i in ids:
         gui.wait_text(i, "Completed")
     gui.wait(lambda: [r[0] for r in hist.visible_rows()] == [f"job {i}" for i in range(7, 2, -1)])
+
+
+def test_given_a_job_selected_in_each_pane_when_switching_panes_then_toolbar_and_details_follow_the_pane(
+    gui,
+) -> None:
+    done = gui.submit("test.quick", {}, label="finished job")
+    running = gui.submit("test.gate", {"gate": "switch"}, label="running job")
+    gui.wait_text(done, "Completed")
+    gui.wait_text(running, "Running")
+    w = gui.window
+    a = w.queue_pane.actions_by_name
+    w.queue_pane.select_task(running)
+    gui.wait(lambda: w.details.task_id == running)
+    assert a["pause"].isEnabled() and a["cancel"].isEnabled()
+
+    w.show_pane(1)
+    hist = w.history_pane
+    gui.wait(lambda: len(hist.visible_rows()) == 1)
+    # Nothing is selected on History yet: the details do not keep the Queue's job.
+    assert w.details.task_id is None
+    assert w.details.title.text() == "No job selected"
+    hist.select_row(0)
+    gui.wait(lambda: w.details.task_id == done)
+    # The toolbar's job actions act on the Queue's selection, which is not on show.
+    for key in ("pause", "resume", "cancel", "retry", "priority_up", "priority_down", "run_next"):
+        assert not a[key].isEnabled(), key
+    a["cancel"].trigger()  # a disabled action does nothing (a shortcut cannot reach it either)
+    gui.wait(lambda: w.details.task_id == done)
+    assert (r := gui.engine.get(running)) is not None and r.state.value == "running"
+
+    w.show_pane(2)  # Schedules, no run selected
+    assert w.details.task_id is None
+
+    w.show_pane(1)
+    assert w.details.task_id == done
+    w.show_pane(0)
+    assert w.details.task_id == running
+    assert a["pause"].isEnabled() and a["cancel"].isEnabled()
+    gui.open_gate("switch")
+    gui.wait_text(running, "Completed")
