@@ -8,9 +8,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QGuiApplication, QPalette
-from PySide6.QtWidgets import QApplication
+from PySide6.QtCore import QRectF, Qt
+from PySide6.QtGui import QColor, QGuiApplication, QPainter, QPalette, QPen
+from PySide6.QtWidgets import QApplication, QProxyStyle, QStyle, QStyleOption, QWidget
 
 THEMES = ("system", "light", "dark")
 
@@ -50,6 +50,12 @@ _DARK = StateColors(
     muted=QColor("#9aa0a8"),
     bar=QColor("#3d6fb6"),
 )
+
+# The edge of check boxes and radio buttons. Fusion draws it a shade darker than the
+# window colour: on the dark theme's near-black base that edge vanishes (and on white it
+# is too faint), so an unchecked box could not be seen. These keep >= 3:1 (WCAG's
+# figure for the boundary of a control) against every background a box is drawn on.
+INDICATOR_EDGE = {"light": QColor("#80868f"), "dark": QColor("#8e949d")}
 
 _current = "light"
 _choice = "system"  # what the user chose; "system" follows the platform live
@@ -113,11 +119,49 @@ def scheme_changed(scheme: Qt.ColorScheme) -> None:
         _apply(app, "system")
 
 
+class _Style(QProxyStyle):
+    """Fusion, with check box and radio button edges drawn in the theme's INDICATOR_EDGE."""
+
+    _BOXES = (
+        QStyle.PrimitiveElement.PE_IndicatorCheckBox,
+        QStyle.PrimitiveElement.PE_IndicatorItemViewItemCheck,
+    )
+
+    def __init__(self) -> None:
+        super().__init__("Fusion")
+
+    def drawPrimitive(
+        self,
+        element: QStyle.PrimitiveElement,
+        option: QStyleOption,
+        painter: QPainter,
+        widget: QWidget | None = None,
+    ) -> None:
+        super().drawPrimitive(element, option, painter, widget)
+        radio = element == QStyle.PrimitiveElement.PE_IndicatorRadioButton
+        if not radio and element not in self._BOXES:
+            return
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        edge = QColor(INDICATOR_EDGE[_current])
+        if not option.state & QStyle.StateFlag.State_Enabled:
+            edge.setAlphaF(0.5)
+        painter.setPen(QPen(edge, 1.0))
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        r = QRectF(option.rect).adjusted(0.5, 0.5, -0.5, -0.5)
+        if radio:
+            painter.drawEllipse(r)
+        else:
+            painter.drawRoundedRect(r, 2.0, 2.0)
+        painter.restore()
+
+
 def _apply(app: QApplication, theme: str) -> str:
     global _current
     name = effective(theme)
     _current = name
-    app.setStyle("Fusion")
+    if not isinstance(app.style(), _Style):
+        app.setStyle(_Style())
     app.setPalette(_palette(name))
     qss = resources_dir() / "themes" / f"{name}.qss"
     try:
