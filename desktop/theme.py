@@ -10,7 +10,17 @@ from pathlib import Path
 
 from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor, QGuiApplication, QPainter, QPalette, QPen
-from PySide6.QtWidgets import QApplication, QProxyStyle, QStyle, QStyleOption, QWidget
+from PySide6.QtWidgets import (
+    QApplication,
+    QProxyStyle,
+    QStyle,
+    QStyleOption,
+    QStyleOptionComboBox,
+    QStyleOptionComplex,
+    QStyleOptionFrame,
+    QStyleOptionSpinBox,
+    QWidget,
+)
 
 THEMES = ("system", "light", "dark")
 
@@ -56,6 +66,9 @@ _DARK = StateColors(
 # is too faint), so an unchecked box could not be seen. These keep >= 3:1 (WCAG's
 # figure for the boundary of a control) against every background a box is drawn on.
 INDICATOR_EDGE = {"light": QColor("#80868f"), "dark": QColor("#8e949d")}
+# The same for the edge of text fields, spin boxes, drop-down lists and framed lists: a
+# form on the dark theme otherwise shows its fields as faint patches with no edge.
+FIELD_EDGE = {"light": QColor("#848a93"), "dark": QColor("#767c86")}
 
 _current = "light"
 _choice = "system"  # what the user chose; "system" follows the platform live
@@ -119,13 +132,16 @@ def scheme_changed(scheme: Qt.ColorScheme) -> None:
         _apply(app, "system")
 
 
-class _Style(QProxyStyle):
-    """Fusion, with check box and radio button edges drawn in the theme's INDICATOR_EDGE."""
+P = QStyle.PrimitiveElement
 
-    _BOXES = (
-        QStyle.PrimitiveElement.PE_IndicatorCheckBox,
-        QStyle.PrimitiveElement.PE_IndicatorItemViewItemCheck,
-    )
+
+class _Style(QProxyStyle):
+    """Fusion, with the edges of controls drawn in the theme's INDICATOR_EDGE (check boxes,
+    radio buttons) and FIELD_EDGE (fields, spin boxes, drop-downs, framed lists). A
+    focused field keeps Fusion's own focus edge."""
+
+    _BOXES = (P.PE_IndicatorCheckBox, P.PE_IndicatorItemViewItemCheck)
+    _FRAMES = (P.PE_PanelLineEdit, P.PE_Frame)
 
     def __init__(self) -> None:
         super().__init__("Fusion")
@@ -138,22 +154,48 @@ class _Style(QProxyStyle):
         widget: QWidget | None = None,
     ) -> None:
         super().drawPrimitive(element, option, painter, widget)
-        radio = element == QStyle.PrimitiveElement.PE_IndicatorRadioButton
-        if not radio and element not in self._BOXES:
-            return
-        painter.save()
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
-        edge = QColor(INDICATOR_EDGE[_current])
-        if not option.state & QStyle.StateFlag.State_Enabled:
-            edge.setAlphaF(0.5)
-        painter.setPen(QPen(edge, 1.0))
-        painter.setBrush(Qt.BrushStyle.NoBrush)
-        r = QRectF(option.rect).adjusted(0.5, 0.5, -0.5, -0.5)
-        if radio:
-            painter.drawEllipse(r)
-        else:
-            painter.drawRoundedRect(r, 2.0, 2.0)
-        painter.restore()
+        if element == P.PE_IndicatorRadioButton:
+            _edge(painter, option, INDICATOR_EDGE, round_=True)
+        elif element in self._BOXES:
+            _edge(painter, option, INDICATOR_EDGE)
+        elif element in self._FRAMES and _framed(option):
+            _edge(painter, option, FIELD_EDGE)
+
+    def drawComplexControl(
+        self,
+        control: QStyle.ComplexControl,
+        option: QStyleOptionComplex,
+        painter: QPainter,
+        widget: QWidget | None = None,
+    ) -> None:
+        super().drawComplexControl(control, option, painter, widget)
+        if _framed(option):
+            _edge(painter, option, FIELD_EDGE)
+
+
+def _framed(option: QStyleOption) -> bool:
+    """A field with a frame and without the focus (Fusion draws the focus edge)."""
+    if option.state & QStyle.StateFlag.State_HasFocus:
+        return False
+    if isinstance(option, QStyleOptionFrame):
+        return option.lineWidth > 0
+    return isinstance(option, (QStyleOptionSpinBox, QStyleOptionComboBox)) and bool(option.frame)
+
+
+def _edge(painter: QPainter, option: QStyleOption, colors: dict[str, QColor], round_: bool = False) -> None:
+    painter.save()
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+    edge = QColor(colors[_current])
+    if not option.state & QStyle.StateFlag.State_Enabled:
+        edge.setAlphaF(0.5)
+    painter.setPen(QPen(edge, 1.0))
+    painter.setBrush(Qt.BrushStyle.NoBrush)
+    r = QRectF(option.rect).adjusted(0.5, 0.5, -0.5, -0.5)
+    if round_:
+        painter.drawEllipse(r)
+    else:
+        painter.drawRoundedRect(r, 2.0, 2.0)
+    painter.restore()
 
 
 def _apply(app: QApplication, theme: str) -> str:

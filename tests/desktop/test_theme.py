@@ -12,7 +12,17 @@ from typing import Any
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QPalette
-from PySide6.QtWidgets import QApplication, QCheckBox, QRadioButton
+from PySide6.QtWidgets import (
+    QApplication,
+    QCheckBox,
+    QComboBox,
+    QLineEdit,
+    QListWidget,
+    QRadioButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
 from desktop import theme
 from desktop.dialogs.settings import SettingsDialog
@@ -78,6 +88,9 @@ def pairs(name: str) -> Iterator[tuple[str, QColor, QColor]]:
     for kind in ("success", "info", "warning"):
         banner = qss[f'QFrame[kind="{kind}"]']
         yield f"{kind} banner", QColor(banner["color"]), QColor(banner["background"])
+    for selected in ("QListView#sidebar::item:selected", "QToolBar#mainToolbar QToolButton:checked"):
+        yield selected, QColor(qss[selected]["color"]), QColor(qss[selected]["background"])
+    yield "selected row", QColor(rows["selection-color"]), QColor(rows["selection-background-color"])
 
 
 @pytest.mark.parametrize("name", ["light", "dark"])
@@ -116,6 +129,39 @@ def test_A11_an_unchecked_box_and_a_radio_button_show_their_edge_in_both_themes(
             # contrasting pixel before its inside.
             strongest = max(contrast(image.pixelColor(x, row), bg) for x in range(min(8, image.width())))
             assert strongest >= 3, f"{name}: {type(widget).__name__} edge at {strongest:.2f}:1 on {bg.name()}"
+    finally:
+        theme.apply_theme(qapp, "system")
+
+
+@pytest.mark.parametrize("name", ["light", "dark"])
+def test_A11_text_fields_spin_boxes_and_lists_show_their_edge_in_both_themes(
+    qapp: QApplication, name: str
+) -> None:
+    """A form on the dark theme showed its fields as faint patches: Fusion's field edge is
+    a shade darker than the window, 1.2:1 there. Each field sits in a padded container
+    so the window colour is behind it; its edge must stand out at 3:1 or more."""
+    theme.apply_theme(qapp, name)
+    try:
+        pal = theme._palette(name)
+        edge = theme.FIELD_EDGE[name]
+        for role in (QPalette.ColorRole.Base, QPalette.ColorRole.Window):
+            assert contrast(edge, pal.color(role)) >= 3, (name, role, edge.name())
+        combo = QComboBox()
+        combo.addItems(["JPEG", "PNG"])
+        listed = QListWidget()
+        listed.addItems(["a.jpg"])
+        listed.setFixedHeight(40)
+        for field in (QLineEdit("holiday.jpg"), QSpinBox(), combo, listed):
+            box = QWidget()
+            lay = QVBoxLayout(box)
+            lay.setContentsMargins(6, 6, 6, 6)
+            lay.addWidget(field)
+            box.resize(220, field.sizeHint().height() + 12)
+            image = box.grab().toImage()
+            bg = image.pixelColor(1, 1)
+            row = image.height() // 2
+            strongest = max(contrast(image.pixelColor(x, row), bg) for x in range(2, 10))
+            assert strongest >= 3, f"{name}: {type(field).__name__} edge at {strongest:.2f}:1 on {bg.name()}"
     finally:
         theme.apply_theme(qapp, "system")
 
