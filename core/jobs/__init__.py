@@ -20,7 +20,7 @@ import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from core import Engine, InvalidSubmission
+from core import Engine, InvalidSubmission, KindInfo
 from core.jobs import command, demo, files, net, resize
 
 VALIDATORS: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
@@ -48,6 +48,16 @@ def defaults(kind: str, payload: Any) -> dict[str, Any]:
     if kind not in net.KINDS or not isinstance(payload, Mapping):
         return {}
     return net.prepare(kind, payload)[1]
+
+
+# Kinds a built-in job spawns for its parts (one image, one part of a multipart upload...):
+# registered so the engine can run them, never offered for submitting on their own.
+PART_KINDS = frozenset({resize.CHILD_KIND, net.s3.PART, net.s3.OBJECT, net.s3.COMPLETE})
+
+
+def offered(kinds: list[KindInfo]) -> list[KindInfo]:
+    """`kinds` without the part kinds: those a person may submit or schedule."""
+    return [k for k in kinds if k.kind not in PART_KINDS]
 
 
 def register_builtin(engine: Engine) -> None:

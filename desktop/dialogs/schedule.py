@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 )
 
 from core import InvalidSchedule, KindInfo, Schedule
+from core.jobs import PART_KINDS
 from core.schedules import describe, preview
 from desktop.dialogs.new_job import JobForm
 from desktop.dialogs.simple_trigger import (
@@ -240,7 +241,10 @@ class ScheduleDialog(QDialog):
         job = QGroupBox("Job")
         job.setObjectName("scheduleJob")
         jlay = QVBoxLayout(job)
-        self.job_form = JobForm(kinds, schedule.kind if schedule else None)
+        # part kinds are not offered; a schedule that already runs one still shows it
+        current = schedule.kind if schedule else None
+        shown = [k for k in kinds if k.kind not in PART_KINDS or k.kind == current]
+        self.job_form = JobForm(shown, schedule.kind if schedule else None)
         # its runs take the schedule's name (an older custom label is kept as it is)
         self.job_form.common.setRowVisible(self.job_form.label, False)
         jlay.addWidget(self.job_form)

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from core import KindInfo, Recovery, SubmitOutcome, TaskState
+from core.jobs import offered
 from desktop import theme
 from desktop.bridge import Bridge, EngineStatus, TaskBatch
 from desktop.dialogs import jobs as job_dialogs
@@ -561,7 +562,9 @@ class MainWindow(QMainWindow):
             if files and hasattr(dialog, "inputs"):
                 dialog.inputs.add(files)
         else:
-            dialog = NewJobDialog([k for k in kinds if k.kind not in job_dialogs.DEDICATED], chosen, self)
+            dialog = NewJobDialog(
+                [k for k in offered(kinds) if k.kind not in job_dialogs.DEDICATED], chosen, self
+            )
         self.new_job_dialog = dialog
         try:
             if await ask(dialog) != NewJobDialog.DialogCode.Accepted:

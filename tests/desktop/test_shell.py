@@ -283,6 +283,21 @@ def test_new_job_dialog_builds_a_form_from_the_schema_and_validates_inline(gui: 
     gui.wait_text(tid, "Completed")
 
 
+def test_other_kind_of_job_offers_no_kind_that_only_runs_as_part_of_another(gui: Harness) -> None:
+    from core.jobs import PART_KINDS
+
+    registered = {k.kind for k in gui.engine.kinds()}
+    assert registered >= PART_KINDS  # the engine runs them...
+    w = gui.window
+    w.new_job("")
+    gui.wait(lambda: getattr(w, "new_job_dialog", None) is not None and w.new_job_dialog.isVisible())
+    d: NewJobDialog = w.new_job_dialog
+    offered = {d.kind.itemData(i) for i in range(d.kind.count())}
+    assert "demo.sleep" in offered
+    assert not offered & PART_KINDS  # ...but a person never submits one alone
+    d.reject()
+
+
 def test_settings_dialog_writes_engine_settings_through_the_engine(gui: Harness) -> None:
     w = gui.window
     gui.submit("test.gate", {"gate": "set"}, group="photos")
