@@ -3,6 +3,7 @@ status bar. It wires models to the bridge and keeps the UI state in QSettings.""
 
 from __future__ import annotations
 
+import html
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -687,20 +688,25 @@ class MainWindow(QMainWindow):
             theme.apply_theme(app, theme.env_theme() or ui.theme)
 
     def show_shortcuts(self) -> None:
-        lines = []
-        seen = set()
+        rows: set[tuple[str, str]] = set()
         for act in self.findChildren(QAction):
             keys = act.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
             title = act.text().replace("&", "").replace("…", "")
-            if keys and (title, keys) not in seen:
-                seen.add((title, keys))
-                lines.append(f"{keys:>18}   {title}")
+            if act.objectName().startswith("action_schedule_"):
+                title += " (Schedules)"  # the same key means another thing in that pane
+            if keys:
+                rows.add((title, keys))
+        # a table: keys and actions in columns whatever the font
+        cells = "".join(
+            f"<tr><td>{html.escape(title)}</td><td style='padding-left:18px'><b>{html.escape(keys)}</b></td></tr>"
+            for title, keys in sorted(rows, key=lambda r: (r[0].casefold(), r[1]))
+        )
         box = message_box(
             self,
             name="shortcutsDialog",
             title="Keyboard shortcuts",
             text="Keyboard shortcuts",
-            informative="\n".join(sorted(lines, key=lambda s: s.strip())),
+            informative=f"<table>{cells}</table>",
             icon=QMessageBox.Icon.Information,
             choices=(),
         )

@@ -164,6 +164,10 @@ def test_A12_keyboard_only(gui: Harness) -> None:
     text = sheet.informativeText()
     for keys in ("Alt+Up", "Ctrl+Home", "Space", "Ctrl+F", "Ctrl+Q", "Del"):
         assert keys in text, keys
+    # keys and actions line up as a table's columns, and a key that means something else
+    # in the Schedules pane says so
+    assert text.startswith("<table>") and "<td>Cancel</td>" in text
+    assert "<td>Delete (Schedules)</td>" in text
     sheet.close()
     gui.open_gate("a12")
 
