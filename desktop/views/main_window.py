@@ -698,7 +698,8 @@ class MainWindow(QMainWindow):
                 rows.add((title, keys))
         # a table: keys and actions in columns whatever the font
         cells = "".join(
-            f"<tr><td>{html.escape(title)}</td><td style='padding-left:18px'><b>{html.escape(keys)}</b></td></tr>"
+            f"<tr><td>{html.escape(title)}</td>"
+            f"<td style='padding-left:18px'><b>{html.escape(keys)}</b></td></tr>"
             for title, keys in sorted(rows, key=lambda r: (r[0].casefold(), r[1]))
         )
         box = message_box(
