@@ -69,6 +69,7 @@ INDICATOR_EDGE = {"light": QColor("#80868f"), "dark": QColor("#8e949d")}
 # The same for the edge of text fields, spin boxes, drop-down lists and framed lists: a
 # form on the dark theme otherwise shows its fields as faint patches with no edge.
 FIELD_EDGE = {"light": QColor("#848a93"), "dark": QColor("#767c86")}
+FOCUS_EDGE = {"light": QColor("#1d5fbf"), "dark": QColor("#7fb0ff")}  # a framed list with the focus
 
 _current = "light"
 _choice = "system"  # what the user chose; "system" follows the platform live
@@ -141,7 +142,6 @@ class _Style(QProxyStyle):
     focused field keeps Fusion's own focus edge."""
 
     _BOXES = (P.PE_IndicatorCheckBox, P.PE_IndicatorItemViewItemCheck)
-    _FRAMES = (P.PE_PanelLineEdit, P.PE_Frame)
 
     def __init__(self) -> None:
         super().__init__("Fusion")
@@ -158,7 +158,11 @@ class _Style(QProxyStyle):
             _edge(painter, option, INDICATOR_EDGE, round_=True)
         elif element in self._BOXES:
             _edge(painter, option, INDICATOR_EDGE)
-        elif element in self._FRAMES and _framed(option):
+        elif element == P.PE_Frame and isinstance(option, QStyleOptionFrame) and option.lineWidth > 0:
+            # a framed list or text box: Fusion shows no focus on it, so the edge does
+            focused = bool(option.state & QStyle.StateFlag.State_HasFocus)
+            _edge(painter, option, FOCUS_EDGE if focused else FIELD_EDGE)
+        elif element == P.PE_PanelLineEdit and _framed(option):
             _edge(painter, option, FIELD_EDGE)
 
     def drawComplexControl(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import jsonschema
@@ -189,6 +189,7 @@ class JobDialog(QDialog):
         self.schema: dict[str, Any] = (info.schema if info else None) or {}
         self._errors: dict[str, QLabel] = {}
         self._widgets: dict[str, QWidget] = {}
+        self._touched: set[str] = set()  # fields the user changed since the dialog opened
         self._job: NewJob | None = None
         self._ready = False
         lay = QVBoxLayout(self)
@@ -257,6 +258,7 @@ class JobDialog(QDialog):
         self._widgets[key] = widget
         self.form.addRow(label, holder)
         self.watch(widget)
+        self.watch(widget, lambda *_: self._touched.add(key) if self._ready else None)
         return holder
 
     def set_row_visible(self, key: str, visible: bool) -> None:
@@ -265,9 +267,9 @@ class JobDialog(QDialog):
         if holder is not None:
             self.form.setRowVisible(holder, visible)
 
-    def watch(self, widget: QWidget) -> None:
-        """Check the form whenever `widget` changes."""
-        check = self._changed
+    def watch(self, widget: QWidget, check: Callable[..., Any] | None = None) -> None:
+        """Check the form whenever `widget` changes (or call `check`)."""
+        check = check or self._changed
         if isinstance(widget, PathEdit | PathsEdit):
             widget.changed.connect(check)
         elif isinstance(widget, QLineEdit | QPlainTextEdit):
@@ -328,8 +330,17 @@ class JobDialog(QDialog):
             label.setVisible(bool(text))
             widget = self._widgets[key]
             target = widget.edit if isinstance(widget, PathEdit) else widget
-            if bool(target.property("invalid")) != bool(text):
-                target.setProperty("invalid", bool(text))
+            if isinstance(widget, PathsEdit):
+                target = widget.list
+            # What a field still needs, before the user has typed in it, is a hint, not an
+            # error: a new form does not open in red.
+            wrong = bool(text) and (key in self._touched or not _is_empty(widget))
+            role = "error" if wrong else "hint"
+            if label.property("role") != role:
+                label.setProperty("role", role)
+                restyle(label)
+            if bool(target.property("invalid")) != wrong:
+                target.setProperty("invalid", wrong)
                 restyle(target)
         self.problem.setText(general)
         self.problem.setVisible(bool(general))
@@ -368,6 +379,19 @@ class JobDialog(QDialog):
     def accept(self) -> None:
         if self.validate():
             super().accept()
+
+
+def _is_empty(widget: QWidget) -> bool:
+    """Nothing entered yet: an empty text field or path, or a list of paths with none."""
+    if isinstance(widget, PathsEdit):
+        return not widget.paths()
+    if isinstance(widget, PathEdit):
+        return not widget.edit.text().strip()
+    if isinstance(widget, QLineEdit):
+        return not widget.text().strip()
+    if isinstance(widget, QPlainTextEdit):
+        return not widget.toPlainText().strip()
+    return False
 
 
 # The schemas' named "not" rules (core.jobs.net.common) and what to tell the user.

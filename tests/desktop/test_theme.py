@@ -85,6 +85,11 @@ def pairs(name: str) -> Iterator[tuple[str, QColor, QColor]]:
     error = QColor(qss['QLabel[role="error"]']["color"])
     yield "error text in details", error, QColor(qss["QWidget#detailsPanel"]["background"])
     yield "error text on the window", error, pal.color(QPalette.ColorRole.Window)
+    yield (
+        "hint text in a dialog",
+        QColor(qss['QLabel[role="hint"]']["color"]),
+        pal.color(QPalette.ColorRole.Window),
+    )
     for kind in ("success", "info", "warning"):
         banner = qss[f'QFrame[kind="{kind}"]']
         yield f"{kind} banner", QColor(banner["color"]), QColor(banner["background"])

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtWidgets import QApplication, QInputDialog
+from PySide6.QtWidgets import QApplication, QInputDialog, QLabel
 
 from core.jobs import presets
 from core.jobs.net import credentials
@@ -36,6 +36,23 @@ def open_dialog(gui: Harness, kind: str, cls: type) -> Any:
 def only_row(gui: Harness) -> int:
     gui.wait(lambda: len(gui.window.queue_model.top_level_ids()) == 1)
     return gui.window.queue_model.top_level_ids()[0]
+
+
+def test_given_a_new_dialog_then_what_is_missing_is_a_hint_and_only_a_wrong_value_is_an_error(
+    gui: Harness, tmp_path: Path
+) -> None:
+    d = open_dialog(gui, "resize.images", ResizeDialog)
+    message = d.findChild(QLabel, "error_inputs")
+    assert d.error_text("inputs") == "add photos or folders to resize" and not d.ok.isEnabled()
+    assert message.property("role") == "hint"  # a new form does not open in red
+    assert not d.inputs.list.property("invalid")
+    d.output.setText(str(tmp_path / "out"))
+    d.inputs.add([str(tmp_path / "missing.jpg")])
+    assert d.error_text("inputs").startswith("no such file or folder")
+    assert message.property("role") == "error" and d.inputs.list.property("invalid")
+    d.inputs.set_paths([])  # emptied by the user: now it is an error too
+    assert message.property("role") == "error" and d.error_text("inputs") == "add photos or folders to resize"
+    d.reject()
 
 
 def test_given_the_resize_dialog_when_fields_are_wrong_then_add_is_disabled_and_the_field_says_why(
