@@ -37,7 +37,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from core import Engine, Interrupted, InvalidSubmission, IoBudget, Permanent, RetryPolicy, TaskContext
-from core.jobs.common import Payload, Throttle, absolute_path, checked
+from core.jobs.common import Payload, Throttle, absolute_path, checked, titled
 
 KIND = "command.run"
 DEFAULT_KILL_GRACE = 5.0
@@ -91,6 +91,20 @@ SCHEMA: dict[str, Any] = {
     "then": {"properties": {"argv": {"maxItems": 1}}},
     "additionalProperties": False,
 }
+titled(
+    SCHEMA,
+    {
+        "argv": "Command",
+        "cwd": "Working folder",
+        "env": "Environment",
+        "shell": "Run through the shell",
+        "progress_regex": "Progress pattern",
+        "timeout": "Time limit (s)",
+        "kill_grace": "Stop grace (s)",
+        "log_lines": "Log lines kept",
+        "max_line": "Longest log line",
+    },
+)
 
 
 class CommandFailed(Exception):

@@ -106,3 +106,16 @@ def plural(n: int, word: str) -> str:
 def short_list(items: list[str], limit: int = 3) -> str:
     shown = "; ".join(items[:limit])
     return shown + (f"; and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def titled(schema: dict[str, Any], titles: Mapping[str, str]) -> dict[str, Any]:
+    """`schema` with a JSON Schema "title" on each property: the words a form shows for
+    it (the window's generic job form, the schedule dialog). Every property needs one."""
+    props = schema["properties"]
+    missing = sorted(set(props) - set(titles))
+    unknown = sorted(set(titles) - set(props))
+    if missing or unknown:
+        raise ValueError(f"titles: missing {missing}, unknown {unknown}")
+    for key, title in titles.items():
+        props[key]["title"] = title
+    return schema

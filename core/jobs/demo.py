@@ -7,6 +7,7 @@ import asyncio
 from typing import Any
 
 from core import Engine, Permanent, TaskContext
+from core.jobs.common import titled
 
 KIND = "demo.sleep"
 SCHEMA: dict[str, Any] = {
@@ -28,6 +29,15 @@ SCHEMA: dict[str, Any] = {
     },
     "additionalProperties": False,
 }
+titled(
+    SCHEMA,
+    {
+        "seconds": "Seconds",
+        "steps": "Progress steps",
+        "fail": "Fail at the end",
+        "message": "Progress message",
+    },
+)
 
 
 async def sleep(ctx: TaskContext, payload: dict[str, Any] | None) -> dict[str, Any]:

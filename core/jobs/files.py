@@ -53,6 +53,7 @@ from core.jobs.common import (
     plural,
     short_list,
     shown,
+    titled,
 )
 
 KIND = "files.copy"
@@ -95,6 +96,17 @@ SCHEMA: dict[str, Any] = {
     },
     "additionalProperties": False,
 }
+titled(
+    SCHEMA,
+    {
+        "source": "From",
+        "destination": "To",
+        "mode": "Mode",
+        "verify": "Verify copies",
+        "dry_run": "Dry run (change nothing)",
+        "delete": "Delete extra files (sync)",
+    },
+)
 
 
 def validate(payload: Mapping[str, Any]) -> Payload:

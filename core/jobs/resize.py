@@ -44,6 +44,7 @@ from core.jobs.common import (
     plural,
     short_list,
     shown,
+    titled,
 )
 
 KIND = "resize.images"
@@ -119,6 +120,24 @@ SCHEMA: dict[str, Any] = {
     },
     "additionalProperties": False,
 }
+titled(
+    SCHEMA,
+    {
+        "inputs": "Photos",
+        "output_dir": "Output folder",
+        "max_width": "Max width",
+        "max_height": "Max height",
+        "percent": "Percent",
+        "format": "Format",
+        "quality": "Quality",
+        "upscale": "Enlarge smaller images",
+        "recursive": "Include subfolders",
+        "name_pattern": "File names",
+        "overwrite": "Replace existing files",
+        "strip_metadata": "Strip metadata",
+        "preset": "Preset",
+    },
+)
 CHILD_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["source", "dest", "output_dir"],

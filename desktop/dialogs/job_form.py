@@ -36,8 +36,7 @@ from PySide6.QtWidgets import (
 from core import InvalidSubmission, KindInfo
 from core.jobs import defaults as kind_defaults
 from core.jobs import validate as kind_validate
-from core.jobs.net import common as net_common
-from desktop.dialogs.new_job import PRIORITIES, NewJob
+from desktop.dialogs.new_job import PRIORITIES, NewJob, plain_error
 from desktop.views.widgets import name, restyle
 
 
@@ -321,9 +320,9 @@ class JobDialog(QDialog):
                 if not key and err.validator == "required":
                     key = str(err.message).split("'")[1] if "'" in str(err.message) else ""
                 if key in self._errors:
-                    problems.setdefault(key, _plain(err))
+                    problems.setdefault(key, plain_error(err))
                 else:
-                    general = general or _plain(err)
+                    general = general or plain_error(err)
         for key, label in self._errors.items():
             text = problems.get(key, "")
             label.setText(text)
@@ -392,36 +391,6 @@ def _is_empty(widget: QWidget) -> bool:
     if isinstance(widget, QPlainTextEdit):
         return not widget.toPlainText().strip()
     return False
-
-
-# The schemas' named "not" rules (core.jobs.net.common) and what to tell the user.
-_NOT_TEXT = {
-    net_common.BAD_URL_DEF: "must be an http:// or https:// address, without user:password@",
-    net_common.SECRET_HEADER_DEF: "Authorization and Cookie are secrets: name a keyring entry in Credentials",
-    net_common.BAD_HEADER_VALUE_DEF: "a header value holds printable ASCII only, on one line",
-    net_common.ABSOLUTE_PATH_DEF: "must be a full path (starting with /)",
-}
-
-
-def _plain(err: jsonschema.ValidationError) -> str:
-    v = err.validator
-    if v == "minimum":
-        return f"must be at least {err.validator_value}"
-    if v == "maximum":
-        return f"must be at most {err.validator_value}"
-    if v == "minItems":
-        return "add at least one"
-    if v == "minLength":
-        return "is required"
-    if v == "pattern":
-        return "is not in the expected form"
-    if v == "required":
-        return "is required"
-    if v == "not":
-        return _NOT_TEXT.get(
-            str(err.validator_value.get("$ref", "")).rsplit("/", 1)[-1], "is not allowed here"
-        )
-    return str(err.message)
 
 
 def spin(object_name: str, accessible: str, low: int, high: int, none: str = "") -> QSpinBox:

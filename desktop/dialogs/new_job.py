@@ -23,7 +23,8 @@ from PySide6.QtWidgets import (
 )
 
 from core import KindInfo, Priority
-from desktop.views.widgets import name
+from core.jobs.net import common as net_common
+from desktop.views.widgets import name, restyle
 
 PRIORITIES = (
     ("Critical", Priority.CRITICAL),
@@ -52,6 +53,7 @@ class _Field:
         self.key = key
         self.spec = spec
         self.required = required
+        self.touched = False  # the user changed it since the form was built
         self.error = QLabel()
         name(self.error, f"error_{key}", f"Problem with {key}")
         self.error.setProperty("role", "error")
@@ -71,7 +73,7 @@ class _Field:
                 box.setCurrentIndex(max(0, box.findData(spec["default"])))
             self.widget = box
         elif self.kind == "boolean":
-            self.widget = QCheckBox(description or key)
+            self.widget = QCheckBox(str(spec.get("title") or description or key))
             self.widget.setChecked(bool(spec.get("default", False)))
         elif self.kind in ("number", "integer"):
             edit = QLineEdit()
@@ -95,7 +97,7 @@ class _Field:
             if "default" in spec:
                 edit.setPlaceholderText(f"default {spec['default']}")
             self.widget = edit
-        name(self.widget, f"field_{key}", key.replace("_", " "))
+        name(self.widget, f"field_{key}", str(spec.get("title") or key.replace("_", " ")))
         if description:
             self.widget.setToolTip(description)
             self.widget.setAccessibleDescription(description)
@@ -234,7 +236,9 @@ class JobForm(QWidget):
         required = set(schema.get("required") or [])
         for key, spec in props.items():
             f = _Field(key, spec if isinstance(spec, dict) else {}, key in required)
-            label = key.replace("_", " ").capitalize() + ("*" if f.required else "") + ":"
+            title = str(f.spec.get("title") or key.replace("_", " ").capitalize())
+            # a check box says what it is itself
+            label = "" if f.kind == "boolean" else title + ("*" if f.required else "") + ":"
             holder = QWidget()
             v = QVBoxLayout(holder)
             v.setContentsMargins(0, 0, 0, 0)
@@ -242,6 +246,7 @@ class JobForm(QWidget):
             v.addWidget(f.widget)
             v.addWidget(f.error)
             self.form.addRow(label, holder)
+            f.connect(lambda *_, f=f: setattr(f, "touched", True))
             f.connect(lambda *_: self.validate())
             self._fields.append(f)
         if info is not None and info.priority != Priority.NORMAL:
@@ -292,20 +297,29 @@ class JobForm(QWidget):
             for err in validator.iter_errors(payload):
                 path = list(err.absolute_path)
                 if path and isinstance(path[0], str):
-                    problems.setdefault(path[0], _plain(err))
+                    problems.setdefault(path[0], plain_error(err))
                 elif err.validator == "required":
                     missing = str(err.message).split("'")[1] if "'" in str(err.message) else ""
                     if missing:
                         problems.setdefault(missing, "is required")
                     else:
-                        general = _plain(err)
+                        general = plain_error(err)
                 else:
-                    general = _plain(err)
+                    general = plain_error(err)
         for f in self._fields:
             text = problems.get(f.key, "")
             f.error.setText(text)
             f.error.setVisible(bool(text))
-            f.widget.setProperty("invalid", bool(text))
+            # a required field nobody has typed in yet shows what it needs as a hint
+            empty = isinstance(f.widget, QLineEdit) and not f.widget.text().strip()
+            wrong = bool(text) and (f.touched or not empty)
+            role = "error" if wrong else "hint"
+            if f.error.property("role") != role:
+                f.error.setProperty("role", role)
+                restyle(f.error)
+            if bool(f.widget.property("invalid")) != wrong:
+                f.widget.setProperty("invalid", wrong)
+                restyle(f.widget)
         self.problem.setText(general)
         self.problem.setVisible(bool(general))
         valid = not problems and not general
@@ -390,14 +404,40 @@ class NewJobDialog(QDialog):
             super().accept()
 
 
-def _plain(err: jsonschema.ValidationError) -> str:
-    msg = str(err.message)
-    if err.validator == "minimum":
+# The schemas' named "not" rules (core.jobs.net.common) and what to tell the user.
+_NOT_TEXT = {
+    net_common.BAD_URL_DEF: "must be an http:// or https:// address, without user:password@",
+    net_common.SECRET_HEADER_DEF: "Authorization and Cookie are secrets: name a keyring entry in Credentials",
+    net_common.BAD_HEADER_VALUE_DEF: "a header value holds printable ASCII only, on one line",
+    net_common.ABSOLUTE_PATH_DEF: "must be a full path (starting with /)",
+}
+
+
+def plain_error(err: jsonschema.ValidationError) -> str:
+    """A schema error in the words a form shows under its field."""
+    v = err.validator
+    if v == "minimum":
         return f"must be at least {err.validator_value}"
-    if err.validator == "maximum":
+    if v == "maximum":
         return f"must be at most {err.validator_value}"
-    if err.validator == "type":
+    if v == "exclusiveMinimum":
+        return f"must be more than {err.validator_value}"
+    if v == "exclusiveMaximum":
+        return f"must be less than {err.validator_value}"
+    if v == "type":
         return f"must be of type {err.validator_value}"
-    if err.validator == "enum":
-        return "must be one of " + ", ".join(json.dumps(v) for v in err.validator_value)
-    return msg
+    if v == "enum":
+        return "must be one of " + ", ".join(json.dumps(x) for x in err.validator_value)
+    if v == "minItems":
+        return "add at least one"
+    if v == "minLength":
+        return "is required"
+    if v == "pattern":
+        return "is not in the expected form"
+    if v == "required":
+        return "is required"
+    if v == "not":
+        return _NOT_TEXT.get(
+            str(err.validator_value.get("$ref", "")).rsplit("/", 1)[-1], "is not allowed here"
+        )
+    return str(err.message)

@@ -16,7 +16,10 @@ from PySide6.QtWidgets import (
     QAbstractButton,
     QAbstractSpinBox,
     QApplication,
+    QCheckBox,
     QComboBox,
+    QFormLayout,
+    QLabel,
     QLineEdit,
     QMessageBox,
     QWidget,
@@ -285,6 +288,32 @@ def test_new_job_dialog_builds_a_form_from_the_schema_and_validates_inline(gui: 
     gui.wait(lambda: any(r.name == "nap" for r in w.queue_model.records()))
     tid = next(r.id for r in w.queue_model.records() if r.name == "nap")
     gui.wait_text(tid, "Completed")
+
+
+def test_the_generic_job_form_speaks_in_titles_and_does_not_open_in_red(gui: Harness) -> None:
+    """The schedule dialog builds every kind's form from its schema: labels are the
+    schema's titles (not "Argv*:"), and a required field not yet typed in is a hint."""
+    kinds = [k for k in gui.engine.kinds() if k.kind == "command.run"]
+    d = NewJobDialog(kinds, "command.run", gui.window)
+    form = d.job_form.form
+    labels = [
+        form.labelForField(form.itemAt(i, QFormLayout.ItemRole.FieldRole).widget())
+        for i in range(form.rowCount())
+    ]
+    texts = [lab.text() for lab in labels if lab is not None]
+    assert "Command*:" in texts and "Working folder:" in texts and not any("Argv" in t for t in texts)
+    shell = d.field("shell")
+    assert isinstance(shell, QCheckBox) and shell.text() == "Run through the shell"
+    error = d.job_form.findChild(QLabel, "error_argv")
+    assert d.error_text("argv") == "is required" and error.property("role") == "hint"
+    assert not d.field("argv").property("invalid")
+    timeout = d.field("timeout")
+    assert isinstance(timeout, QLineEdit)
+    timeout.setText("-5")  # typed, and wrong: red
+    assert d.error_text("timeout") == "must be more than 0"
+    assert d.job_form.findChild(QLabel, "error_timeout").property("role") == "error"
+    assert timeout.property("invalid")
+    d.reject()
 
 
 def test_other_kind_of_job_offers_no_kind_that_only_runs_as_part_of_another(gui: Harness) -> None:

@@ -24,6 +24,7 @@ from urllib.parse import unquote, urlsplit
 import httpx
 
 from core import Engine, Permanent, TaskContext
+from core.jobs.common import titled
 from core.jobs.net.common import (
     ABSOLUTE_PATH,
     BANDWIDTH_SCHEMA,
@@ -79,6 +80,19 @@ SCHEMA: dict[str, Any] = {
     },
     "additionalProperties": False,
 }
+titled(
+    SCHEMA,
+    {
+        "url": "Address",
+        "output_dir": "Save into",
+        "filename": "File name",
+        "sha256": "SHA-256",
+        "overwrite": "Replace an existing file",
+        "headers": "Headers",
+        "credentials": "Credentials",
+        "bandwidth_limit": "Bandwidth limit (bytes/s)",
+    },
+)
 
 
 # -- names ------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import httpx
 
 from core import Engine, Permanent, TaskContext
+from core.jobs.common import titled
 from core.jobs.net import credentials as creds
 from core.jobs.net.common import (
     BANDWIDTH_SCHEMA,
@@ -73,6 +74,19 @@ SCHEMA: dict[str, Any] = {
     "then": {"properties": {"method": {"const": "PUT"}}},
     "additionalProperties": False,
 }
+titled(
+    SCHEMA,
+    {
+        "inputs": "Files",
+        "url": "Address",
+        "method": "Method",
+        "webdav": "WebDAV (create folders)",
+        "form_field": "Form field",
+        "headers": "Headers",
+        "credentials": "Credentials",
+        "bandwidth_limit": "Bandwidth limit (bytes/s)",
+    },
+)
 
 
 def auth_of(secret: creds.BasicAuth | creds.BearerToken | None) -> httpx.Auth | None:

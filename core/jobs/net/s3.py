@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from core import ChildOutcome, Engine, IoBudget, Permanent, Submission, TaskContext, TaskState
+from core.jobs.common import titled
 from core.jobs.net.common import (
     BANDWIDTH_SCHEMA,
     CREDENTIALS_SCHEMA,
@@ -113,6 +114,21 @@ SCHEMA: dict[str, Any] = {
     },
     "additionalProperties": False,
 }
+titled(
+    SCHEMA,
+    {
+        "inputs": "Files",
+        "endpoint_url": "Endpoint",
+        "region": "Region",
+        "bucket": "Bucket",
+        "credentials": "Credentials",
+        "bandwidth_limit": "Bandwidth limit (bytes/s)",
+        "prefix": "Folder in the bucket",
+        "part_size": "Part size (bytes)",
+        "multipart_threshold": "Multipart from (bytes)",
+        "content_type": "Content type",
+    },
+)
 
 _CHILD_COMMON: dict[str, Any] = {
     **_TARGET_PROPS,
