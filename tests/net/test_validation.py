@@ -75,7 +75,7 @@ async def test_given_a_secret_header_when_prepared_then_the_message_names_the_he
 def test_given_missing_files_when_prepared_then_the_input_is_named(tmp_path: Path) -> None:
     payload = s3_payload(tmp_path)
     payload["inputs"].append(str(tmp_path / "gone.jpg"))
-    with pytest.raises(InvalidSubmission, match=r"payload.inputs\[1\]: .*gone.jpg does not exist"):
+    with pytest.raises(InvalidSubmission, match=r"payload.inputs\[1\]: no such file or folder: .*gone.jpg"):
         prepare("upload.s3", payload)
     with pytest.raises(InvalidSubmission, match=r"payload.output_dir: .* is not an existing folder"):
         prepare("download.http", {"url": "http://h/f", "output_dir": str(tmp_path / "nope")})
@@ -136,7 +136,7 @@ async def test_given_a_plain_engine_submit_then_the_network_defaults_and_file_ch
     assert rec is not None and (rec.group, rec.key, rec.label) == ("mine", "k", "L")
     with pytest.raises(InvalidSubmission) as info:
         await net.submit("upload.s3", {**payload, "inputs": [str(tmp_path / "gone.jpg")]})
-    assert info.value.field == "payload.inputs[0]" and "does not exist" in str(info.value)
+    assert info.value.field == "payload.inputs[0]" and "no such file or folder" in str(info.value)
 
 
 def test_given_the_cli_when_a_network_task_is_submitted_then_it_gets_the_same_defaults(
@@ -154,7 +154,7 @@ def test_given_the_cli_when_a_network_task_is_submitted_then_it_gets_the_same_de
     from tests.cli.conftest import run as cli_run
 
     res = cli_run(db_path, "submit", "upload.s3", "--payload", json.dumps(gone))
-    assert res.code == 1 and "payload.inputs[0]" in res.err and "does not exist" in res.err
+    assert res.code == 1 and "payload.inputs[0]" in res.err and "no such file or folder" in res.err
 
 
 def test_given_a_task_queued_before_the_header_rule_when_it_runs_then_a_bad_value_fails_for_good() -> None:

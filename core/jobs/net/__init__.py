@@ -95,7 +95,7 @@ def prepare(kind: str, payload: Mapping[str, Any]) -> tuple[dict[str, Any], dict
             )
         path = Path(str(raw)).expanduser()
         if not path.exists():
-            raise InvalidSubmission(f"payload.inputs[{i}]", f"{raw} does not exist")
+            raise InvalidSubmission(f"payload.inputs[{i}]", f"no such file or folder: {raw}")
         if not os.access(path, os.R_OK):
             raise InvalidSubmission(f"payload.inputs[{i}]", f"{raw} cannot be read (permission denied)")
         files += 2 if path.is_dir() else 1
