@@ -75,6 +75,7 @@ class SettingsDialog(QDialog):
         self.keep.setRange(0, 1_000_000)
         self.keep.setSpecialValueText("no limit")
         self.keep.setSuffix(" entries")
+        self.keep.setGroupSeparatorShown(True)  # 10,000 entries, not 10000
         self.keep.setValue(status.retention_keep or 0)
         form.addRow("History &keeps:", self.keep)
         self.days = QSpinBox()

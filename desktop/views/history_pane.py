@@ -112,6 +112,7 @@ class HistoryPane(QWidget):
         self.keep.setRange(0, 1_000_000)
         self.keep.setSpecialValueText("all")
         self.keep.setSuffix(" entries")
+        self.keep.setGroupSeparatorShown(True)  # 10,000 entries, not 10000
         self.keep.setToolTip("Retention: the oldest finished jobs beyond this many are removed")
         self.keep.setKeyboardTracking(False)
         keep_label.setBuddy(self.keep)

@@ -338,6 +338,8 @@ def test_settings_dialog_writes_engine_settings_through_the_engine(gui: Harness)
     w.open_settings()
     gui.wait(lambda: getattr(w, "settings_dialog", None) is not None and w.settings_dialog.isVisible())
     d: SettingsDialog = w.settings_dialog
+    d.keep.setValue(10000)
+    assert d.keep.text() == f"10{d.keep.locale().groupSeparator()}000 entries"  # grouped as its locale groups
     d.concurrency.setValue(2)
     d.keep.setValue(500)
     d.group_spins["photos"].setValue(1)
