@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,13 @@ from core import Engine, EngineConfig, Event
 from core.testing import FakeClock
 
 # Collecting no test is a failure, never a pass: pytest exits 5, and `make test` fails.
+
+# A suite started in the background by a non-interactive shell (`make test &`, some CI
+# runners) inherits SIGINT ignored, and so would every process a test starts: the tests
+# that stop a worker or `taskdeck watch` with SIGINT, as a terminal's Ctrl+C does, would
+# wait for nothing. Handling it here gives each child the default disposition again.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture
