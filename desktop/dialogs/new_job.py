@@ -433,7 +433,9 @@ def plain_error(err: jsonschema.ValidationError) -> str:
     if v == "minLength":
         return "is required"
     if v == "pattern":
-        return "is not in the expected form"
+        # the field's description says what the form is, where it has one
+        described = err.schema.get("description") if isinstance(err.schema, dict) else None
+        return f"is not in the expected form: {described}" if described else "is not in the expected form"
     if v == "required":
         return "is required"
     if v == "not":

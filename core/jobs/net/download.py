@@ -66,7 +66,10 @@ SCHEMA: dict[str, Any] = {
             "minLength": 1,
             "maxLength": 255,
             "pattern": r"^(?!\.\.?$)[^/\\\x00]+$",
-            "description": "default: the server's Content-Disposition, else the URL's last segment",
+            "description": (
+                "a plain file name, no '/' (default: the server's Content-Disposition, "
+                "else the URL's last segment)"
+            ),
         },
         "sha256": {
             "type": "string",

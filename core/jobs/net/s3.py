@@ -76,11 +76,15 @@ MAX_LISTED = 1000  # objects named in a result; the counts cover the rest
 
 _TARGET_PROPS: dict[str, Any] = {
     "endpoint_url": url_schema("the S3-compatible endpoint (default: AWS)"),
-    "region": {"type": "string", "pattern": "^[a-z0-9-]{1,64}$", "description": "the region name"},
+    "region": {
+        "type": "string",
+        "pattern": "^[a-z0-9-]{1,64}$",
+        "description": "the region name: lowercase letters, digits and '-' (eu-west-1)",
+    },
     "bucket": {
         "type": "string",
         "pattern": r"^[A-Za-z0-9][A-Za-z0-9._-]{1,254}$",
-        "description": "the bucket to upload to",
+        "description": "the bucket's name: letters, digits and '.', '_', '-' (not first)",
     },
     "credentials": CREDENTIALS_SCHEMA,
     "bandwidth_limit": BANDWIDTH_SCHEMA,

@@ -223,6 +223,8 @@ def test_given_a_saved_target_when_the_upload_dialog_reopens_then_it_is_chosen_a
     d.target_name.setText("Photos bucket")
     d.endpoint.setText(moto.url)
     assert d.error_text("bucket") == "name the bucket" and not d.ok.isEnabled()
+    d.bucket.setText("-photos")  # a pattern the schema refuses: the message says which form it wants
+    assert d.error_text("bucket").startswith("is not in the expected form: the bucket's name: letters")
     d.bucket.setText(bucket)
     d.prefix.setText("trip/")
     d.set_secret.click()
