@@ -28,7 +28,7 @@ from core.jobs import files, resize
 from core.jobs.presets import Preset
 from desktop.bridge import Bridge
 from desktop.dialogs.job_form import FieldError, JobDialog, PathEdit, PathsEdit, own, spin
-from desktop.views.widgets import name
+from desktop.views.widgets import name, restyle
 
 NO_PRESET = "(no preset)"
 FORMAT_TITLES = (("Keep the original", "keep"), ("JPEG", "jpeg"), ("PNG", "png"), ("WebP", "webp"))
@@ -426,12 +426,19 @@ class CommandDialog(JobDialog):
         except ValueError as e:
             raise FieldError("argv", f"cannot split it into arguments: {e}") from None
 
+    def _show_argv(self, text: str, role: str) -> None:
+        self.argv_preview.setText(text)
+        if self.argv_preview.property("role") != role:
+            self.argv_preview.setProperty("role", role)
+            restyle(self.argv_preview)
+
     def payload(self) -> dict[str, Any]:
         try:
             argv = self.argv()
-            self.argv_preview.setText(" · ".join(repr(a) for a in argv))
+            self._show_argv(" · ".join(repr(a) for a in argv), "")
         except FieldError:
-            self.argv_preview.setText("")
+            empty = not self.command.text().strip()
+            self._show_argv("the program and its arguments, once you type a command" if empty else "", "hint")
             raise
         p: dict[str, Any] = {"argv": argv}
         if self.shell.isChecked():

@@ -69,6 +69,7 @@ class SettingsDialog(QDialog):
         name(self.concurrency, "settingsConcurrency", "Run up to this many jobs at once")
         self.concurrency.setRange(1, 1024)
         self.concurrency.setValue(status.max_concurrency)
+        self.concurrency.setSuffix(" jobs at once")
         form.addRow("Run &up to:", self.concurrency)
         self.keep = QSpinBox()
         name(self.keep, "settingsKeep", "Keep at most this many finished jobs in history")

@@ -127,8 +127,10 @@ def test_given_the_command_dialog_when_a_secret_is_typed_into_env_then_it_is_ref
     monkeypatch.setenv("API_TOKEN", "from-the-environment")  # the worker is this process
     d = open_dialog(gui, "command.run", CommandDialog)
     assert "shell" in d.shell.text() and "/bin/sh -c" in d.shell.text()
+    assert d.argv_preview.text() == "the program and its arguments, once you type a command"
+    assert d.argv_preview.property("role") == "hint"
     d.command.setText("echo 'hello world'")
-    assert d.argv_preview.text() == "'echo' · 'hello world'"
+    assert d.argv_preview.text() == "'echo' · 'hello world'" and d.argv_preview.property("role") == ""
     assert d.ok.isEnabled()
     d.env.setPlainText("API_TOKEN=abc123")
     assert not d.ok.isEnabled() and "looks like a secret" in d.error_text("env")
