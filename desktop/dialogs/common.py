@@ -106,6 +106,10 @@ async def confirm(
         default="cancel" if destructive else "accept",
         checkbox=checkbox,
     )
+    if destructive:  # the button that destroys says so in the error colour (the QSS)
+        button = box.findChild(QAbstractButton, "accept")
+        if button is not None:
+            button.setProperty("destructive", True)
     answer = await ask_box(box)
     _retire(box)
     return answer

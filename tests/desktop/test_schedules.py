@@ -8,7 +8,7 @@ from datetime import datetime, time
 from typing import Any
 
 from PySide6.QtCore import Qt, QTime
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtWidgets import QAbstractButton, QApplication, QMessageBox
 
 from core import BandwidthWindow, EngineConfig, TaskState
 from core.testing import FakeClock
@@ -455,6 +455,8 @@ def test_delete_asks_first_and_keeps_the_runs_in_history(make_app) -> None:
     pane.buttons["delete"].click()
     box = gui.message_box("confirmDeleteSchedule")
     assert "Old report" in box.text()
+    delete = box.findChild(QAbstractButton, "accept")
+    assert delete.property("destructive") and box.defaultButton() is not delete  # Enter cancels
     gui.click(box, "cancel")
     gui.wait(lambda: not box.isVisible())
     assert gui.engine.schedules.get(sid) is not None and pane.model.row_of(sid) is not None
