@@ -85,6 +85,8 @@ def pairs(name: str) -> Iterator[tuple[str, QColor, QColor]]:
     error = QColor(qss['QLabel[role="error"]']["color"])
     yield "error text in details", error, QColor(qss["QWidget#detailsPanel"]["background"])
     yield "error text on the window", error, pal.color(QPalette.ColorRole.Window)
+    destructive = QColor(qss['QPushButton[destructive="true"]']["color"])
+    yield "a destructive button's text", destructive, pal.color(QPalette.ColorRole.Button)
     yield (
         "hint text in a dialog",
         QColor(qss['QLabel[role="hint"]']["color"]),
