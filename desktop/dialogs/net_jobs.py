@@ -444,6 +444,11 @@ class UploadDialog(JobDialog):
         self.KIND = "upload.s3" if s3 else "upload.http"
         self.schema = (getattr(self._infos.get(self.KIND), "schema", None)) or {}
         self._changed()
+        # fit the rows now shown: the height S3's rows needed must not pad the others
+        lay = self.layout()
+        if lay is not None:
+            lay.activate()
+        self.adjustSize()
 
     def _changed(self, *args: Any) -> None:
         if not self._filling:

@@ -326,6 +326,17 @@ def test_given_a_download_with_its_sha256_when_added_from_the_dialog_then_the_ch
     assert gui.window.settings.value("downloadFolder") == str(out)  # remembered for next time
 
 
+def test_given_the_upload_dialog_when_the_type_changes_then_it_fits_the_rows_on_show(gui: Harness) -> None:
+    d = open_dialog(gui, "upload.s3", UploadDialog)  # S3: the most rows
+    d.type.setCurrentIndex(1)  # HTTP PUT: other rows; no spare height may pad them
+    QApplication.processEvents()
+    assert d.height() <= d.sizeHint().height() + 2
+    d.type.setCurrentIndex(0)
+    QApplication.processEvents()
+    assert d.height() >= d.sizeHint().height() - 2  # and back: nothing is squeezed
+    d.reject()
+
+
 def test_given_headers_in_the_upload_dialog_when_a_line_is_wrong_or_secret_then_it_is_named_else_they_are_sent(
     gui: Harness, files: FileServer, tmp_path: Path
 ) -> None:
