@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QFormLayout,
     QLabel,
+    QLayoutItem,
     QLineEdit,
     QVBoxLayout,
     QWidget,
@@ -189,6 +190,7 @@ class JobForm(QWidget):
         name(self.description, "jobKindDescription", "What this kind does")
         self.description.setWordWrap(True)
         top.addRow("", self.description)
+        self._top = top
         lay.addLayout(top)
         self.form_host = QWidget()
         self.form_host.setObjectName("jobPayloadForm")
@@ -253,7 +255,24 @@ class JobForm(QWidget):
             i = self.priority.findData(info.priority)
             if i >= 0:
                 self.priority.setCurrentIndex(i)
+        self._align_labels()
         self.validate()
+
+    def _align_labels(self) -> None:
+        """The kind, its fields and the common rows are three forms: give their labels
+        one width, so every field starts at the same x."""
+        labels = [
+            w
+            for form in (self._top, self.form, self.common)
+            for row in range(form.rowCount())
+            if isinstance(item := form.itemAt(row, QFormLayout.ItemRole.LabelRole), QLayoutItem)
+            and isinstance(w := item.widget(), QLabel)
+        ]
+        for w in labels:
+            w.setMinimumWidth(0)
+        width = max((w.sizeHint().width() for w in labels), default=0)
+        for w in labels:
+            w.setMinimumWidth(width)
 
     def set_job(
         self, kind: str, payload: Any, *, label: str | None, priority: int | None, group: str | None
@@ -366,7 +385,7 @@ class NewJobDialog(QDialog):
         super().__init__(parent)
         name(self, "newJobDialog", "New job")
         self.setWindowTitle("New job")
-        self.setMinimumWidth(480)
+        self.setMinimumWidth(560)  # as the dedicated job dialogs
         lay = QVBoxLayout(self)
         self.buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel

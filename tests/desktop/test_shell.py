@@ -302,6 +302,11 @@ def test_the_generic_job_form_speaks_in_titles_and_does_not_open_in_red(gui: Har
     ]
     texts = [lab.text() for lab in labels if lab is not None]
     assert "Command*:" in texts and "Working folder:" in texts and not any("Argv" in t for t in texts)
+    # the kind, its fields and the common rows line up although they are three forms
+    d.show()
+    QApplication.processEvents()
+    starts = {w.mapTo(d, w.rect().topLeft()).x() for w in (d.kind, d.field("argv"), d.field("cwd"), d.label)}
+    assert len(starts) == 1, starts
     shell = d.field("shell")
     assert isinstance(shell, QCheckBox) and shell.text() == "Run through the shell"
     error = d.job_form.findChild(QLabel, "error_argv")
