@@ -9,6 +9,7 @@ import os
 import re
 from typing import Any
 
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -138,11 +139,13 @@ class CredentialsDialog(QDialog):
         self.first = QLineEdit()
         name(self.first, "credFirst", "Access key ID or user name")
         self.first_label = QLabel()
+        self.first_label.setBuddy(self.first)
         form.addRow(self.first_label, self.first)
         self.second = QLineEdit()
         name(self.second, "credSecret", "Secret")
         self.second.setEchoMode(QLineEdit.EchoMode.Password)
         self.second_label = QLabel()
+        self.second_label.setBuddy(self.second)
         form.addRow(self.second_label, self.second)
         self.form = form
         lay.addLayout(form)
@@ -170,8 +173,9 @@ class CredentialsDialog(QDialog):
 
     def _kind_changed(self) -> None:
         kind = self.kind.currentData()
-        titles = {"s3": ("Access key ID:", "Secret key:"), "basic": ("User name:", "Password:")}
-        first, second = titles.get(kind, ("", "Token:"))
+        # with access keys, as Name and Kind have (Alt+letter moves there)
+        titles = {"s3": ("&Access key ID:", "S&ecret key:"), "basic": ("&User name:", "Pass&word:")}
+        first, second = titles.get(kind, ("", "&Token:"))
         self.first_label.setText(first)
         self.second_label.setText(second)
         self.form.setRowVisible(self.first, kind != "bearer")
@@ -445,10 +449,16 @@ class UploadDialog(JobDialog):
         self.schema = (getattr(self._infos.get(self.KIND), "schema", None)) or {}
         self._changed()
         # fit the rows now shown: the height S3's rows needed must not pad the others
+        # (a dialog not yet shown gets its size when it is)
+        if self.isVisible():
+            QTimer.singleShot(0, self._fit_height)  # once the rows just shown are laid out
+
+    def _fit_height(self) -> None:
         lay = self.layout()
         if lay is not None:
+            lay.invalidate()
             lay.activate()
-        self.adjustSize()
+            self.resize(self.width(), lay.totalHeightForWidth(self.width()))
 
     def _changed(self, *args: Any) -> None:
         if not self._filling:

@@ -233,6 +233,9 @@ def test_given_a_saved_target_when_the_upload_dialog_reopens_then_it_is_chosen_a
     gui.wait(lambda: d.credentials_dialog is not None and d.credentials_dialog.isVisible())
     cred: CredentialsDialog = d.credentials_dialog
     assert cred.save.isEnabled() and not cred.message.isVisible()
+    # each field has an access key that leads to it
+    assert cred.first_label.text() == "&Access key ID:" and cred.first_label.buddy() is cred.first
+    assert cred.second_label.text() == "S&ecret key:" and cred.second_label.buddy() is cred.second
     cred.entry.setText("photos-key")
     cred.first.setText("testing")
     cred.second.setText("SECRETVALUE123")
@@ -328,12 +331,16 @@ def test_given_a_download_with_its_sha256_when_added_from_the_dialog_then_the_ch
 
 def test_given_the_upload_dialog_when_the_type_changes_then_it_fits_the_rows_on_show(gui: Harness) -> None:
     d = open_dialog(gui, "upload.s3", UploadDialog)  # S3: the most rows
+
+    def needed() -> int:  # the height the rows on show take at the dialog's width
+        lay = d.layout()
+        return lay.totalHeightForWidth(d.width()) if lay.hasHeightForWidth() else lay.totalSizeHint().height()
+
+    gui.wait(lambda: d.height() >= needed() - 2)  # shown at the height S3's rows take
     d.type.setCurrentIndex(1)  # HTTP PUT: other rows; no spare height may pad them
-    QApplication.processEvents()
-    assert d.height() <= d.sizeHint().height() + 2
-    d.type.setCurrentIndex(0)
-    QApplication.processEvents()
-    assert d.height() >= d.sizeHint().height() - 2  # and back: nothing is squeezed
+    gui.wait(lambda: abs(d.height() - needed()) <= 2)
+    d.type.setCurrentIndex(0)  # and back: nothing is squeezed
+    gui.wait(lambda: abs(d.height() - needed()) <= 2)
     d.reject()
 
 
