@@ -61,6 +61,8 @@ SCHEMA: dict[str, Any] = {
             "maxItems": 10000,
             "items": {"type": "string"},
             "description": "the program and its arguments (with shell: one command line)",
+            # an annotation for forms: typed as one line, split as a terminal splits it
+            "format": "command-line",
         },
         "cwd": {"type": "string", "minLength": 1, "description": "working folder (absolute)"},
         "env": {

@@ -5,6 +5,7 @@ from here before it has a dialog of its own."""
 from __future__ import annotations
 
 import json
+import shlex
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,6 +63,7 @@ class _Field:
         types = spec.get("type", "string")
         types = [types] if isinstance(types, str) else list(types)
         self.kind = next((t for t in types if t != "null"), "string")
+        self.command_line = spec.get("format") == "command-line"  # a program and its arguments
         self.widget: QWidget
         description = str(spec.get("description", ""))
         if "enum" in spec:
@@ -83,6 +85,10 @@ class _Field:
                 if "default" in spec
                 else ("required" if required else "optional")
             )
+            self.widget = edit
+        elif self.kind == "array" and self.command_line:
+            edit = QLineEdit()
+            edit.setPlaceholderText("as in a terminal, e.g. ffmpeg -i 'my video.mov' out.mp4")
             self.widget = edit
         elif self.kind == "array":
             edit = QLineEdit()
@@ -125,6 +131,11 @@ class _Field:
                 return float(text) if any(c in text for c in ".eE") else int(text)
             except ValueError:
                 raise ValueError("must be a number") from None
+        if self.kind == "array" and self.command_line:
+            try:
+                return shlex.split(text)
+            except ValueError as e:
+                raise ValueError(f"cannot split it into arguments: {e}") from None
         if self.kind == "array":
             return [p.strip() for p in text.split(";") if p.strip()]
         if self.kind == "object":
@@ -143,7 +154,9 @@ class _Field:
         elif isinstance(w, QCheckBox):
             w.setChecked(bool(value))
         elif isinstance(w, QLineEdit):
-            if self.kind == "array" and isinstance(value, list):
+            if self.command_line and isinstance(value, list):
+                w.setText(shlex.join(str(v) for v in value))
+            elif self.kind == "array" and isinstance(value, list):
                 w.setText("; ".join(str(v) for v in value))
             elif self.kind == "object" or not isinstance(value, str):
                 w.setText(json.dumps(value))

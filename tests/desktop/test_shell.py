@@ -312,6 +312,13 @@ def test_the_generic_job_form_speaks_in_titles_and_does_not_open_in_red(gui: Har
     error = d.job_form.findChild(QLabel, "error_argv")
     assert d.error_text("argv") == "is required" and error.property("role") == "hint"
     assert not d.field("argv").property("invalid")
+    argv = d.field("argv")
+    assert isinstance(argv, QLineEdit)
+    argv.setText("convert 'my photo.jpg' out.png")  # typed as in a terminal
+    job = d.job()
+    assert job is not None and job.payload["argv"] == ["convert", "my photo.jpg", "out.png"]
+    d.job_form.set_job("command.run", {"argv": ["echo", "a b"]}, label=None, priority=None, group=None)
+    assert argv.text() == "echo 'a b'"  # an existing schedule's command reads back the same way
     timeout = d.field("timeout")
     assert isinstance(timeout, QLineEdit)
     timeout.setText("-5")  # typed, and wrong: red
