@@ -416,7 +416,8 @@ async def test_given_an_abort_that_fails_once_when_cancelled_then_it_is_tried_ag
     finally:
         proxy.release()
     rec = await finish(net, clock, res.id)
-    assert rec.state is TaskState.CANCELLED
+    # (seen once in about 60 runs ending failed: say why, should it happen again)
+    assert rec.state is TaskState.CANCELLED, (rec.error, [(e.kind, e.data) for e in net.events_of(res.id)])
     await until(lambda: any("aborted 1 multipart upload" in ln.message for ln in net.logs(res.id)))
     assert [ln for ln in net.logs(res.id) if ln.level == "error"] == []
     assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
