@@ -36,8 +36,8 @@ from PySide6.QtWidgets import (
 from core import InvalidSubmission, KindInfo
 from core.jobs import defaults as kind_defaults
 from core.jobs import validate as kind_validate
-from desktop.dialogs.new_job import PRIORITIES, NewJob, plain_error
-from desktop.views.widgets import name, restyle
+from desktop.dialogs.new_job import PRIORITIES, NewJob, mark_problem, plain_error
+from desktop.views.widgets import name
 
 
 class FieldError(ValueError):
@@ -256,8 +256,7 @@ class JobDialog(QDialog):
         self._errors[key] = error
         self._widgets[key] = widget
         self.form.addRow(label, holder)
-        self.watch(widget)
-        self.watch(widget, lambda *_: self._touched.add(key) if self._ready else None)
+        self.watch(widget, lambda *_: self._touch(key))
         return holder
 
     def set_row_visible(self, key: str, visible: bool) -> None:
@@ -283,6 +282,12 @@ class JobDialog(QDialog):
     def _changed(self, *_: Any) -> None:
         if self._ready:
             self.validate()
+
+    def _touch(self, key: str) -> None:
+        """The user changed field `key`: from now on its problems are errors."""
+        if self._ready:
+            self._touched.add(key)
+        self._changed()
 
     # -- checking ------------------------------------------------------------------------
 
@@ -331,16 +336,7 @@ class JobDialog(QDialog):
             target = widget.edit if isinstance(widget, PathEdit) else widget
             if isinstance(widget, PathsEdit):
                 target = widget.list
-            # What a field still needs, before the user has typed in it, is a hint, not an
-            # error: a new form does not open in red.
-            wrong = bool(text) and (key in self._touched or not _is_empty(widget))
-            role = "error" if wrong else "hint"
-            if label.property("role") != role:
-                label.setProperty("role", role)
-                restyle(label)
-            if bool(target.property("invalid")) != wrong:
-                target.setProperty("invalid", wrong)
-                restyle(target)
+            mark_problem(label, target, wrong=bool(text) and (key in self._touched or not _is_empty(widget)))
         self.problem.setText(general)
         self.problem.setVisible(bool(general))
         valid = checked is not None and not problems and not general

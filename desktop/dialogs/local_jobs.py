@@ -28,7 +28,7 @@ from core.jobs import files, resize
 from core.jobs.presets import Preset
 from desktop.bridge import Bridge
 from desktop.dialogs.job_form import FieldError, JobDialog, PathEdit, PathsEdit, own, spin
-from desktop.views.widgets import name, restyle
+from desktop.views.widgets import name, set_style_property
 
 NO_PRESET = "(no preset)"
 FORMAT_TITLES = (("Keep the original", "keep"), ("JPEG", "jpeg"), ("PNG", "png"), ("WebP", "webp"))
@@ -428,9 +428,7 @@ class CommandDialog(JobDialog):
 
     def _show_argv(self, text: str, role: str) -> None:
         self.argv_preview.setText(text)
-        if self.argv_preview.property("role") != role:
-            self.argv_preview.setProperty("role", role)
-            restyle(self.argv_preview)
+        set_style_property(self.argv_preview, "role", role)
 
     def payload(self) -> dict[str, Any]:
         try:

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 
 from core import KindInfo, Priority
 from core.jobs.net import common as net_common
-from desktop.views.widgets import name, restyle
+from desktop.views.widgets import name, set_style_property
 
 PRIORITIES = (
     ("Critical", Priority.CRITICAL),
@@ -344,14 +344,7 @@ class JobForm(QWidget):
             f.error.setVisible(bool(text))
             # a required field nobody has typed in yet shows what it needs as a hint
             empty = isinstance(f.widget, QLineEdit) and not f.widget.text().strip()
-            wrong = bool(text) and (f.touched or not empty)
-            role = "error" if wrong else "hint"
-            if f.error.property("role") != role:
-                f.error.setProperty("role", role)
-                restyle(f.error)
-            if bool(f.widget.property("invalid")) != wrong:
-                f.widget.setProperty("invalid", wrong)
-                restyle(f.widget)
+            mark_problem(f.error, f.widget, wrong=bool(text) and (f.touched or not empty))
         self.problem.setText(general)
         self.problem.setVisible(bool(general))
         valid = not problems and not general
@@ -434,6 +427,13 @@ class NewJobDialog(QDialog):
     def accept(self) -> None:
         if self.validate():
             super().accept()
+
+
+def mark_problem(message: QLabel, field: QWidget, *, wrong: bool) -> None:
+    """Style a field's message as an error (and the field red) when its value is wrong,
+    else as a hint: what a field nobody has typed in yet still needs is not an error."""
+    set_style_property(message, "role", "error" if wrong else "hint")
+    set_style_property(field, "invalid", wrong)
 
 
 # The schemas' named "not" rules (core.jobs.net.common) and what to tell the user.

@@ -52,7 +52,7 @@ from desktop.dialogs.simple_trigger import (
     simple_from_cron,
     simple_from_every,
 )
-from desktop.views.widgets import name, restyle
+from desktop.views.widgets import name, set_style_property
 
 SIMPLE, ADVANCED = 0, 1
 # Simple repetitions (the combo's data)
@@ -445,8 +445,7 @@ class ScheduleDialog(QDialog):
         if self.mode() == ADVANCED:
             self.cron_error.setText(problem)
             self.cron_error.setVisible(bool(problem))
-            self.cron_edit.setProperty("invalid", bool(problem))
-            restyle(self.cron_edit)
+            set_style_property(self.cron_edit, "invalid", bool(problem))
         if problem:
             self.description.setText("")
             self.next_runs.setText("")

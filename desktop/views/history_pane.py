@@ -246,7 +246,6 @@ class HistoryPane(QWidget):
         return ids[0] if len(ids) == 1 else None
 
     def _selection_changed(self) -> None:
-        ids = self.selected_ids()
         recs = [
             r
             for r in (self.model.record_at(i.row()) for i in self.view.selectionModel().selectedRows(0))
@@ -257,7 +256,7 @@ class HistoryPane(QWidget):
         )
         self.clear_button.setEnabled(self.model.rowCount() > 0)
         self.export_button.setEnabled(self.model.rowCount() > 0)
-        self.current_changed.emit(ids[0] if len(ids) == 1 else None)
+        self.current_changed.emit(self.current_task_id())
 
     def retry_selected(self) -> None:
         recs = [

@@ -348,8 +348,7 @@ class QueuePane(QWidget):
 
     def _selection_changed(self) -> None:
         self.update_actions()
-        ids = self.selected_ids()
-        self.current_changed.emit(ids[0] if len(ids) == 1 else None)
+        self.current_changed.emit(self.current_task_id())
 
     def _data_changed(self, top_left: QModelIndex, bottom_right: QModelIndex) -> None:
         selection = self.view.selectionModel()

@@ -54,6 +54,13 @@ def restyle(widget: QWidget) -> None:
     style.polish(widget)
 
 
+def set_style_property(widget: QWidget, key: str, value: object) -> None:
+    """Set a dynamic property the QSS selects on, re-applying the style if it changed."""
+    if widget.property(key) != value:
+        widget.setProperty(key, value)
+        restyle(widget)
+
+
 class ProgressDelegate(QStyledItemDelegate):
     """A progress bar with its percentage, for the Progress column."""
 
