@@ -18,7 +18,6 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDialog,
-    QDialogButtonBox,
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
@@ -36,7 +35,7 @@ from PySide6.QtWidgets import (
 from core import InvalidSubmission, KindInfo
 from core.jobs import defaults as kind_defaults
 from core.jobs import validate as kind_validate
-from desktop.dialogs.new_job import PRIORITIES, NewJob, mark_problem, plain_error
+from desktop.dialogs.new_job import PRIORITIES, JobDialogBase, NewJob, mark_problem, plain_error
 from desktop.views.widgets import name
 
 
@@ -174,7 +173,7 @@ class PathsEdit(QWidget):
         return [self.list.item(i).text() for i in range(self.list.count())]
 
 
-class JobDialog(QDialog):
+class JobDialog(JobDialogBase):
     """A New-job dialog for one kind. Subclasses add rows with `add_row` and build the
     payload in `payload()` (raising FieldError for a value that cannot be read)."""
 
@@ -209,17 +208,7 @@ class JobDialog(QDialog):
         self.problem.setProperty("role", "error")
         self.problem.setWordWrap(True)
         self.problem.hide()
-        self.buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
-        )
-        self.buttons.setObjectName("jobButtons")
-        self.ok = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
-        self.ok.setText("Add to queue")
-        name(self.ok, "jobAdd", "Add to queue")
-        cancel = self.buttons.button(QDialogButtonBox.StandardButton.Cancel)
-        name(cancel, "jobCancel", "Cancel")
-        self.buttons.accepted.connect(self.accept)
-        self.buttons.rejected.connect(self.reject)
+        self.buttons = self.make_buttons()
 
     def finish_layout(self) -> None:
         """Add the common fields and the buttons under the subclass's rows; first check."""
@@ -340,7 +329,7 @@ class JobDialog(QDialog):
         self.problem.setText(general)
         self.problem.setVisible(bool(general))
         valid = checked is not None and not problems and not general
-        self.ok.setEnabled(valid)
+        self.set_valid(valid)
         self._job = self._make_job(checked) if valid else None
         return valid
 
@@ -370,10 +359,6 @@ class JobDialog(QDialog):
 
     def job(self) -> NewJob | None:
         return self._job if self.validate() else None
-
-    def accept(self) -> None:
-        if self.validate():
-            super().accept()
 
 
 def _is_empty(widget: QWidget) -> bool:

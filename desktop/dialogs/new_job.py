@@ -48,6 +48,13 @@ class NewJob:
     key: str | None = None  # the dedup key (dedicated dialogs fill the kind's default)
 
 
+def _joinable(items: list[Any]) -> bool:
+    """Whether a list reads back the same from "a; b; c" (else the field shows it as JSON)."""
+    return all(isinstance(v, str) and v == v.strip() and v and ";" not in v for v in items) and not (
+        items and items[0].startswith("[")
+    )
+
+
 class _Field:
     """One payload property: its editor, how to read it, its error label."""
 
@@ -92,7 +99,7 @@ class _Field:
             self.widget = edit
         elif self.kind == "array":
             edit = QLineEdit()
-            edit.setPlaceholderText("one or more values, separated by ;")
+            edit.setPlaceholderText("one or more values, separated by ; (or a JSON list)")
             self.widget = edit
         elif self.kind == "object":
             edit = QLineEdit()
@@ -136,6 +143,14 @@ class _Field:
                 return shlex.split(text)
             except ValueError as e:
                 raise ValueError(f"cannot split it into arguments: {e}") from None
+        if self.kind == "array" and text.startswith("["):
+            try:
+                items = json.loads(text)
+            except ValueError as e:
+                raise ValueError(f"must be a JSON list: {e}") from None
+            if not isinstance(items, list):
+                raise ValueError("must be a JSON list")
+            return items
         if self.kind == "array":
             return [p.strip() for p in text.split(";") if p.strip()]
         if self.kind == "object":
@@ -156,8 +171,8 @@ class _Field:
         elif isinstance(w, QLineEdit):
             if self.command_line and isinstance(value, list):
                 w.setText(shlex.join(str(v) for v in value))
-            elif self.kind == "array" and isinstance(value, list):
-                w.setText("; ".join(str(v) for v in value))
+            elif self.kind == "array" and isinstance(value, list) and _joinable(value):
+                w.setText("; ".join(value))
             elif self.kind == "object" or not isinstance(value, str):
                 w.setText(json.dumps(value))
             else:
@@ -384,7 +399,49 @@ class JobForm(QWidget):
         return self._job
 
 
-class NewJobDialog(QDialog):
+class JobDialogBase(QDialog):
+    """What the New job dialogs share: Add to queue (the default), Schedule… and Cancel.
+    Schedule… accepts the dialog with `scheduling` set: its job becomes a new schedule's."""
+
+    scheduling = False
+
+    def validate(self) -> bool:
+        raise NotImplementedError
+
+    def make_buttons(self) -> QDialogButtonBox:
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        buttons.setObjectName("jobButtons")
+        self.ok = buttons.button(QDialogButtonBox.StandardButton.Ok)
+        self.ok.setText("Add to queue")
+        name(self.ok, "jobAdd", "Add to queue")
+        self.schedule_button = buttons.addButton("&Schedule…", QDialogButtonBox.ButtonRole.ActionRole)
+        name(self.schedule_button, "jobSchedule", "Run this job on a schedule")
+        self.schedule_button.setToolTip("Run this job on a schedule instead: choose when it repeats next")
+        self.schedule_button.setAutoDefault(False)
+        name(buttons.button(QDialogButtonBox.StandardButton.Cancel), "jobCancel", "Cancel")
+        self.schedule_button.clicked.connect(self.schedule)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        return buttons
+
+    def set_valid(self, valid: bool) -> None:
+        self.ok.setEnabled(valid)
+        self.schedule_button.setEnabled(valid)
+
+    def schedule(self) -> None:
+        self.scheduling = True
+        self.accept()
+
+    def accept(self) -> None:
+        if self.validate():
+            super().accept()
+        else:
+            self.scheduling = False
+
+
+class NewJobDialog(JobDialogBase):
     def __init__(
         self, kinds: list[KindInfo], initial: str | None = None, parent: QWidget | None = None
     ) -> None:
@@ -393,20 +450,10 @@ class NewJobDialog(QDialog):
         self.setWindowTitle("New job")
         self.setMinimumWidth(560)  # as the dedicated job dialogs
         lay = QVBoxLayout(self)
-        self.buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
-        )
-        self.buttons.setObjectName("jobButtons")
-        ok = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
-        ok.setText("Add to queue")
-        name(ok, "jobAdd", "Add to queue")
-        cancel = self.buttons.button(QDialogButtonBox.StandardButton.Cancel)
-        name(cancel, "jobCancel", "Cancel")
-        self.buttons.accepted.connect(self.accept)
-        self.buttons.rejected.connect(self.reject)
+        self.buttons = self.make_buttons()
         self.job_form = JobForm(kinds, initial, self)
-        self.job_form.validity_changed.connect(ok.setEnabled)
-        ok.setEnabled(self.job_form.last_checked() is not None)
+        self.job_form.validity_changed.connect(self.set_valid)
+        self.set_valid(self.job_form.last_checked() is not None)
         lay.addWidget(self.job_form)
         lay.addWidget(self.buttons)
         self.kind, self.label = self.job_form.kind, self.job_form.label
@@ -423,10 +470,6 @@ class NewJobDialog(QDialog):
 
     def job(self) -> NewJob | None:
         return self.job_form.job()
-
-    def accept(self) -> None:
-        if self.validate():
-            super().accept()
 
 
 def mark_problem(message: QLabel, field: QWidget, *, wrong: bool) -> None:

@@ -38,7 +38,7 @@ from PySide6.QtWidgets import (
 from core import InvalidSchedule, KindInfo, Schedule
 from core.jobs import PART_KINDS
 from core.schedules import describe, preview
-from desktop.dialogs.new_job import JobForm
+from desktop.dialogs.new_job import JobForm, NewJob
 from desktop.dialogs.simple_trigger import (
     CUSTOM,
     DAILY,
@@ -121,7 +121,10 @@ class ScheduleDialog(QDialog):
         now: Callable[[], datetime],
         schedule: Schedule | None = None,
         parent: QWidget | None = None,
+        *,
+        job: NewJob | None = None,
     ) -> None:
+        """`job` fills a new schedule's Job part (and its name) with a job made elsewhere."""
         super().__init__(parent)
         editing = schedule is not None
         name(self, "scheduleDialog", "Edit schedule" if editing else "New schedule")
@@ -238,9 +241,9 @@ class ScheduleDialog(QDialog):
         wlay.addLayout(zform)
         lay.addWidget(when)
         # -- job ------------------------------------------------------------------------------
-        job = QGroupBox("Job")
-        job.setObjectName("scheduleJob")
-        jlay = QVBoxLayout(job)
+        job_box = QGroupBox("Job")
+        job_box.setObjectName("scheduleJob")
+        jlay = QVBoxLayout(job_box)
         # part kinds are not offered; a schedule that already runs one still shows it
         current = schedule.kind if schedule else None
         shown = [k for k in kinds if k.kind not in PART_KINDS or k.kind == current]
@@ -248,7 +251,7 @@ class ScheduleDialog(QDialog):
         # its runs take the schedule's name (an older custom label is kept as it is)
         self.job_form.common.setRowVisible(self.job_form.label, False)
         jlay.addWidget(self.job_form)
-        lay.addWidget(job)
+        lay.addWidget(job_box)
         policy = QGroupBox("When runs are missed or overlap")
         policy.setObjectName("schedulePolicy")
         pform = QFormLayout(policy)
@@ -278,6 +281,11 @@ class ScheduleDialog(QDialog):
             self._load(schedule)
         else:
             self.repeat.setCurrentIndex(self.repeat.findData(DAILY))
+            if job is not None:
+                self.name_edit.setText(job.label or "")
+                self.job_form.set_job(
+                    job.kind, job.payload, label=None, priority=job.priority, group=job.group
+                )
         # wiring (after loading: loading is not the user choosing)
         self.repeat.currentIndexChanged.connect(lambda _: self._simple_changed(user=True))
         # only choosing a repetition replaces a custom expression; the other controls are

@@ -578,6 +578,11 @@ class MainWindow(QMainWindow):
             self.new_job_dialog = None
         if job is None:
             return
+        if dialog.scheduling:  # Schedule…: the job goes into a new schedule, not the queue
+            self.settings.setValue("lastKind", job.kind)
+            self.show_pane(SCHEDULES_PANE)
+            self.schedules_pane.new_schedule(job)
+            return
         await self._submit_job(job)
 
     async def _submit_job(self, job: NewJob) -> None:

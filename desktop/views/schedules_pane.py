@@ -25,6 +25,7 @@ from core import KindInfo, Schedule, TaskdeckError
 from desktop.bridge import Bridge
 from desktop.dialogs.bandwidth import BandwidthDialog, status_text
 from desktop.dialogs.common import ask, confirm
+from desktop.dialogs.new_job import NewJob
 from desktop.dialogs.schedule import ScheduleDialog
 from desktop.models.schedules import (
     RunColumn,
@@ -325,19 +326,20 @@ class SchedulesPane(QWidget):
     def _kinds(self) -> list[KindInfo]:
         return sorted(self.bridge.kinds(), key=lambda k: k.kind)
 
-    def new_schedule(self) -> None:
-        self.bridge.spawn(self._edit_flow(None), "New schedule")
+    def new_schedule(self, job: NewJob | None = None) -> None:
+        """Open New schedule; with `job` (from a New job dialog's Schedule…) it runs that job."""
+        self.bridge.spawn(self._edit_flow(None, job), "New schedule")
 
     def edit_selected(self) -> None:
         sid = self.selected_id()
         if sid is not None:
             self.bridge.spawn(self._edit_flow(sid), "Edit schedule")
 
-    async def _edit_flow(self, sid: int | None) -> None:
+    async def _edit_flow(self, sid: int | None, job: NewJob | None = None) -> None:
         current = self.bridge.schedule(sid) if sid is not None else None
         if sid is not None and current is None:
             return
-        dialog = ScheduleDialog(self._kinds(), self.bridge.now, current, self)
+        dialog = ScheduleDialog(self._kinds(), self.bridge.now, current, self, job=job)
         self.dialog = dialog
         try:
             if await ask(dialog) != ScheduleDialog.DialogCode.Accepted:

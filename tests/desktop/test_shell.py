@@ -328,6 +328,34 @@ def test_the_generic_job_form_speaks_in_titles_and_does_not_open_in_red(gui: Har
     d.reject()
 
 
+def test_the_generic_form_shows_a_list_it_cannot_join_with_semicolons_as_json_and_reads_it_back(
+    gui: Harness,
+) -> None:
+    """Editing a schedule must not change what it runs: a path holding ';' split at it
+    would upload two folders that do not exist."""
+    kinds = [k for k in gui.engine.kinds() if k.kind == "resize.images"]
+    d = NewJobDialog(kinds, "resize.images", gui.window)
+    inputs = d.field("inputs")
+    assert isinstance(inputs, QLineEdit)
+    for paths in (
+        ["/photos/a.jpg", "/photos/b.jpg"],
+        ["/trip; day 1/a.jpg", "/b.jpg"],
+        [" x", "y"],
+        ["[draft].jpg"],
+    ):
+        d.job_form.set_job(
+            "resize.images", {"inputs": paths, "output_dir": "/out"}, label=None, priority=None, group=None
+        )
+        job = d.job()
+        assert job is not None and job.payload["inputs"] == paths, (paths, inputs.text())
+    assert inputs.text() == '["[draft].jpg"]'
+    inputs.setText("/a.jpg; /b.jpg")  # typed: split at ';'
+    assert d.job().payload["inputs"] == ["/a.jpg", "/b.jpg"]
+    inputs.setText('["/a;b.jpg"')
+    assert d.error_text("inputs").startswith("must be a JSON list")
+    d.reject()
+
+
 def test_other_kind_of_job_offers_no_kind_that_only_runs_as_part_of_another(gui: Harness) -> None:
     from core.jobs import PART_KINDS
 

@@ -419,3 +419,101 @@ def test_given_a_part_size_when_a_big_file_is_uploaded_from_the_dialog_then_it_g
     gui.wait_text(tid, "Completed", timeout=60_000)
     assert s3.get_object(Bucket=bucket, Key="video.bin")["Body"].read() == data
     assert sorted(moto.parts_sent()) == [1, 2, 3]  # 5 + 5 + 1 MiB
+
+
+def _fill(d: Any, kind: str, tmp_path: Path) -> None:
+    """Every dedicated dialog with values a generic form could get wrong: paths holding ';'
+    and spaces, objects, lists, numbers and unticked defaults."""
+    odd = tmp_path / "trip; day 1"
+    odd.mkdir(exist_ok=True)
+    (odd / "a b.jpg").write_bytes(b"x")
+    if kind == "resize.images":
+        d.inputs.add([str(odd / "a b.jpg"), str(odd)])
+        d.output.setText(str(tmp_path / "out; small"))
+        d.max_width.setValue(1200)
+        d.quality.setValue(70)
+        d.strip.setChecked(True)
+    elif kind == "files.copy":
+        d.source.setText(str(odd))
+        d.destination.setText(str(tmp_path / "backup"))
+        d.verify.setChecked(True)
+    elif kind == "command.run":
+        d.command.setText("rsync -a 'my photos/' /mnt/backup")
+        d.env.setPlainText("GREETING=hi there\nMODE=a;b")
+        d.timeout.setValue(90)
+    elif kind == "download.http":
+        d.url.setText("http://127.0.0.1:9/files/report.pdf")
+        (tmp_path / "downloads").mkdir()
+        d.output.setText(str(tmp_path / "downloads"))
+        d.headers.setPlainText("Accept: application/pdf")
+        d.speed.setValue(500)
+    else:
+        d.type.setCurrentIndex(1)  # HTTP PUT
+        d.inputs.add([str(odd)])
+        d.url.setText("http://127.0.0.1:9/site/")
+        d.headers.setPlainText("Cache-Control: max-age=60")
+    d.priority.setCurrentIndex(1)  # High
+    d.label.setText("Nightly " + kind)
+
+
+def test_given_a_job_dialog_when_schedule_is_pressed_then_a_new_schedule_runs_exactly_that_job(
+    gui: Harness, tmp_path: Path
+) -> None:
+    """Schedule… takes the job built in the dedicated dialog (saved targets, presets, pickers)
+    into New schedule unchanged: the generic Job form there shows it field by field, and
+    Save stores the same payload, priority and name."""
+    from desktop.dialogs.schedule import ScheduleDialog
+
+    dialogs = (
+        ("resize.images", ResizeDialog),
+        ("files.copy", CopyDialog),
+        ("command.run", CommandDialog),
+        ("download.http", DownloadDialog),
+        ("upload.http", UploadDialog),
+    )
+    pane = gui.window.schedules_pane
+    for kind, cls in dialogs:
+        d = open_dialog(gui, kind, cls)
+        assert d.schedule_button.text() == "&Schedule…" and not d.schedule_button.isEnabled()
+        _fill(d, kind, tmp_path)
+        assert d.schedule_button.isEnabled(), (kind, {k: d.error_text(k) for k in d._errors})
+        job = d.job()
+        d.schedule_button.click()
+        gui.wait(lambda: isinstance(pane.dialog, ScheduleDialog) and pane.dialog.isVisible())
+        assert gui.window.panes.currentWidget() is pane
+        sd: ScheduleDialog = pane.dialog
+        assert sd.name_edit.text() == f"Nightly {kind}"
+        draft = sd.draft()
+        assert draft is not None and sd.save_button.isEnabled()
+        assert (draft.kind, draft.payload, draft.priority) == (job.kind, job.payload, job.priority), kind
+        assert gui.window.queue_model.top_level_ids() == []  # nothing was queued
+        sd.save_button.click()
+        gui.wait(lambda: pane.dialog is None)
+        gui.wait(lambda kind=kind: any(s.name == f"Nightly {kind}" for s in gui.engine.schedules.list()))
+        stored = next(s for s in gui.engine.schedules.list() if s.name == f"Nightly {kind}")
+        assert (stored.kind, stored.payload) == (job.kind, job.payload)
+        assert stored.options.get("priority") == job.priority
+
+
+def test_given_the_other_kind_dialog_when_schedule_is_pressed_then_new_schedule_has_its_job(
+    gui: Harness,
+) -> None:
+    from desktop.dialogs.new_job import NewJobDialog
+    from desktop.dialogs.schedule import ScheduleDialog
+
+    gui.window.new_job("")
+    gui.wait(
+        lambda: isinstance(gui.window.new_job_dialog, NewJobDialog) and gui.window.new_job_dialog.isVisible()
+    )
+    d = gui.window.new_job_dialog
+    d.kind.setCurrentIndex(d.kind.findData("demo.sleep"))
+    d.field("seconds").setText("2.5")
+    assert d.schedule_button.isEnabled()
+    d.schedule_button.click()
+    pane = gui.window.schedules_pane
+    gui.wait(lambda: isinstance(pane.dialog, ScheduleDialog) and pane.dialog.isVisible())
+    draft = pane.dialog.draft()
+    assert draft is not None and (draft.kind, draft.payload) == ("demo.sleep", {"seconds": 2.5})
+    pane.dialog.reject()
+    gui.wait(lambda: pane.dialog is None)
+    assert gui.engine.schedules.list() == []
