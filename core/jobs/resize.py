@@ -90,8 +90,14 @@ _OPTION_SCHEMA: dict[str, Any] = {
         "maximum": 1000,
         "description": "scale to this percentage (with max_width/max_height: the smallest wins)",
     },
-    "format": {"enum": list(FORMATS), "description": "output format (keep: the source's)"},
-    "quality": {"type": "integer", "minimum": 1, "maximum": 100, "description": "JPEG/WebP quality (85)"},
+    "format": {"enum": list(FORMATS), "default": "keep", "description": "output format (keep: the source's)"},
+    "quality": {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": 100,
+        "default": 85,
+        "description": "JPEG/WebP quality",
+    },
     "upscale": {"type": "boolean", "description": "enlarge images smaller than the target (false)"},
     "recursive": {"type": "boolean", "description": "include images in subfolders (false)"},
     "name_pattern": {

@@ -188,6 +188,7 @@ class JobDialog(JobDialogBase):
         self._errors: dict[str, QLabel] = {}
         self._widgets: dict[str, QWidget] = {}
         self._touched: set[str] = set()  # fields the user changed since the dialog opened
+        self._reported: dict[str, str] = {}  # what payload() found wrong, by field
         self._job: NewJob | None = None
         self._ready = False
         lay = QVBoxLayout(self)
@@ -281,7 +282,35 @@ class JobDialog(JobDialogBase):
     # -- checking ------------------------------------------------------------------------
 
     def payload(self) -> dict[str, Any]:
+        """The payload the fields make. A value that is missing or wrong is `report`ed (so
+        every field says what it needs at once); FieldError if it cannot be read at all."""
         raise NotImplementedError
+
+    def load(self, payload: dict[str, Any]) -> None:
+        """Show an existing job's payload in the fields (the inverse of payload())."""
+        raise NotImplementedError
+
+    def load_job(self, job: NewJob) -> bool:
+        """Show `job` (a schedule's, say); False if the fields cannot show it exactly: a
+        payload this dialog would not make, which only the generic form can edit."""
+        self._ready = False  # loading is not the user typing
+        try:
+            self.load(job.payload)
+            self.label.setText(job.label or "")
+            self.priority.setCurrentIndex(max(0, self.priority.findData(job.priority)))
+        finally:
+            self._ready = True
+        shown = self.job()
+        return shown is not None and shown.kind == job.kind and self._same(shown.payload, job.payload)
+
+    def _same(self, a: dict[str, Any], b: dict[str, Any]) -> bool:
+        """Equal payloads, a field left out being equal to the schema's default for it."""
+        defaults = {k: s["default"] for k, s in self.schema.get("properties", {}).items() if "default" in s}
+        return {**defaults, **a} == {**defaults, **b}
+
+    def report(self, key: str, problem: str) -> None:
+        """From payload(): field `key` has `problem` (the first one reported stays)."""
+        self._reported.setdefault(key, problem)
 
     def extra_problems(self) -> dict[str, str]:
         """Problems the kind's checks do not know (a subclass's own fields)."""
@@ -292,10 +321,13 @@ class JobDialog(JobDialogBase):
         problems: dict[str, str] = dict(self.extra_problems())
         general = ""
         payload: dict[str, Any] | None = None
+        self._reported = {}
         try:
             payload = self.payload()
         except FieldError as e:
             problems.setdefault(e.field, str(e))
+        for key, text in self._reported.items():
+            problems.setdefault(key, text)
         checked: Any = None
         if payload is not None and not problems:
             # the kind's own checks first: their messages say more than the schema's

@@ -25,6 +25,15 @@ MENU = (
     ("download.http", "download", "&Download…"),
 )
 DEDICATED = frozenset({k for k, _, _ in MENU} | {"upload.http"})
+# how the schedule dialog names a kind's own dialog ("Edit in the Upload dialog…")
+DIALOG_TITLES = {
+    "resize.images": "Resize photos",
+    "files.copy": "Copy",
+    "command.run": "Command",
+    "upload.s3": "Upload",
+    "upload.http": "Upload",
+    "download.http": "Download",
+}
 
 
 def new_job_menu(parent: QWidget, open_kind: Callable[[str | None], None]) -> QMenu:
@@ -72,6 +81,17 @@ async def make_dialog(
         dialog.output.setText(str(settings.value("downloadFolder", "") or ""))
     else:
         raise ValueError(f"{kind} has no dedicated dialog")
+    return dialog
+
+
+def for_schedule(dialog: JobDialog) -> JobDialog:
+    """The dialog as the schedule dialog opens it: its job goes back there, not the queue."""
+    dialog.ok.setText("Use this job")
+    dialog.ok.setAccessibleName("Use this job for the schedule")
+    dialog.schedule_button.hide()
+    drops = getattr(dialog, "for_drops", None)
+    if drops is not None:  # dropped files go to the queue, not to a schedule
+        dialog.form.setRowVisible(drops, False)
     return dialog
 
 

@@ -144,7 +144,10 @@ class ResizeDialog(JobDialog):
         if p is None:
             self._changed()
             return
-        o = p.options
+        self._show_options(p.options)
+        self._changed()
+
+    def _show_options(self, o: dict[str, Any]) -> None:
         self._filling = True
         try:
             self.max_width.setValue(int(o.get("max_width") or 0))
@@ -159,7 +162,6 @@ class ResizeDialog(JobDialog):
             self.overwrite.setChecked(bool(o.get("overwrite", False)))
         finally:
             self._filling = False
-        self._changed()
 
     def options(self) -> dict[str, Any]:
         """The resize options the form shows (only those that are set)."""
@@ -228,12 +230,19 @@ class ResizeDialog(JobDialog):
         p: dict[str, Any] = {"inputs": self.inputs.paths(), "output_dir": self.output.text()}
         p.update(self.options())
         if not p["inputs"]:
-            raise FieldError("inputs", "add photos or folders to resize")
+            self.report("inputs", "add photos or folders to resize")
         if not p["output_dir"]:
-            raise FieldError("output_dir", "choose a folder for the resized copies")
+            self.report("output_dir", "choose a folder for the resized copies")
         if self._matches_preset():
             p["preset"] = self.preset_name()
         return p
+
+    def load(self, payload: dict[str, Any]) -> None:
+        self.inputs.set_paths([str(p) for p in payload.get("inputs") or []])
+        self.output.setText(str(payload.get("output_dir") or ""))
+        self.preset.setCurrentIndex(max(0, self.preset.findData(payload.get("preset") or "")))
+        self._show_options(payload)  # the payload's own options, whatever the preset says
+        self._changed()
 
     def default_label(self, payload: dict[str, Any]) -> str | None:
         inputs = payload["inputs"]
@@ -363,13 +372,21 @@ class CopyDialog(JobDialog):
             "mode": self.mode.currentData(),
         }
         if not p["source"]:
-            raise FieldError("source", "choose the folder to copy")
+            self.report("source", "choose the folder to copy")
         if not p["destination"]:
-            raise FieldError("destination", "choose where to copy it")
+            self.report("destination", "choose where to copy it")
         for key, box in (("verify", self.verify), ("dry_run", self.dry_run), ("delete", self.delete)):
             if box.isChecked():
                 p[key] = True
         return p
+
+    def load(self, payload: dict[str, Any]) -> None:
+        self.source.setText(str(payload.get("source") or ""))
+        self.destination.setText(str(payload.get("destination") or ""))
+        self.mode.setCurrentIndex(max(0, self.mode.findData(payload.get("mode", "copy"))))
+        self.verify.setChecked(bool(payload.get("verify")))
+        self.dry_run.setChecked(bool(payload.get("dry_run")))
+        self.delete.setChecked(bool(payload.get("delete")))
 
     def default_label(self, payload: dict[str, Any]) -> str | None:
         verb = {"copy": "Copy", "move": "Move", "sync": "Sync"}[payload["mode"]]
@@ -458,6 +475,17 @@ class CommandDialog(JobDialog):
         if self.timeout.value():
             p["timeout"] = self.timeout.value()
         return p
+
+    def load(self, payload: dict[str, Any]) -> None:
+        argv = [str(a) for a in payload.get("argv") or []]
+        shell = bool(payload.get("shell"))
+        self.shell.setChecked(shell)
+        self.command.setText(argv[0] if shell and len(argv) == 1 else shlex.join(argv))
+        self.cwd.setText(str(payload.get("cwd") or ""))
+        env = payload.get("env") or {}
+        self.env.setPlainText("\n".join(f"{k}={v}" for k, v in env.items()) if isinstance(env, dict) else "")
+        self.progress.setText(str(payload.get("progress_regex") or ""))
+        self.timeout.setValue(int(payload.get("timeout") or 0))
 
     def default_label(self, payload: dict[str, Any]) -> str | None:
         return shlex.join(payload["argv"])[:120] if not payload.get("shell") else payload["argv"][0][:120]

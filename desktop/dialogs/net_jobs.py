@@ -344,6 +344,9 @@ class UploadDialog(JobDialog):
         if t is None:
             self._changed()
             return
+        self._show_target(t)
+
+    def _show_target(self, t: Target) -> None:
         self._filling = True
         try:
             self.target_name.setText(t.name)
@@ -464,14 +467,25 @@ class UploadDialog(JobDialog):
         if not self._filling:
             super()._changed(*args)
 
+    def load(self, payload: dict[str, Any]) -> None:
+        """An upload.s3 payload if it names a bucket, else an upload.http one."""
+        s3 = "bucket" in payload
+        target = Target.from_json("", {**payload, "kind": "s3" if s3 else "http"})
+        saved = next((t for t in self._targets.values() if t.payload(payload.get("inputs") or []) == {
+            k: v for k, v in payload.items() if k != "bandwidth_limit"}), None)  # fmt: skip
+        self.target.setCurrentIndex(max(0, self.target.findData(saved.name if saved else "")))
+        self._show_target(saved or target)
+        self.inputs.set_paths([str(p) for p in payload.get("inputs") or []])
+        self.speed.setValue(int(payload.get("bandwidth_limit") or 0) // KB)
+
     def payload(self) -> dict[str, Any]:
         t = self.current_target()
         if t.kind == "s3" and not t.bucket:
-            raise FieldError("bucket", "name the bucket")
+            self.report("bucket", "name the bucket")
         if t.kind == "http" and not t.url:
-            raise FieldError("url", "type the address to upload to")
+            self.report("url", "type the address to upload to")
         if not self.inputs.paths():
-            raise FieldError("inputs", "add files or folders to upload")
+            self.report("inputs", "add files or folders to upload")
         if t.kind != "s3":
             parse_headers(self.headers.toPlainText(), UPLOAD_SECRET_ADVICE)  # a bad line is named
         return {**t.payload(self.inputs.paths()), **speed_limit(self.speed)}
@@ -510,21 +524,31 @@ class DownloadDialog(JobDialog):
         )
         self.finish_layout()
 
+    def load(self, payload: dict[str, Any]) -> None:
+        self.url.setText(str(payload.get("url") or ""))
+        self.output.setText(str(payload.get("output_dir") or ""))
+        self.filename.setText(str(payload.get("filename") or ""))
+        self.sha256.setText(str(payload.get("sha256") or ""))
+        self.credentials.setText(str(payload.get("credentials") or ""))
+        headers = payload.get("headers") or {}
+        self.headers.setPlainText(format_headers(headers) if isinstance(headers, dict) else "")
+        self.speed.setValue(int(payload.get("bandwidth_limit") or 0) // KB)
+
     def payload(self) -> dict[str, Any]:
         url, out = self.url.text().strip(), self.output.text()
         if not url:
-            raise FieldError("url", "type the address to download")
-        if not re.match(r"(?i)^https?://[^/\s]+", url):
-            raise FieldError("url", "must start with http:// or https://")
+            self.report("url", "type the address to download")
+        elif not re.match(r"(?i)^https?://[^/\s]+", url):
+            self.report("url", "must start with http:// or https://")
         if not out:
-            raise FieldError("output_dir", "choose the folder to save into")
-        if not os.path.isabs(os.path.expanduser(out)):
-            raise FieldError("output_dir", "must be a full path (starting with /)")
+            self.report("output_dir", "choose the folder to save into")
+        elif not os.path.isabs(os.path.expanduser(out)):
+            self.report("output_dir", "must be a full path (starting with /)")
         p: dict[str, Any] = {"url": url, "output_dir": os.path.expanduser(out)}
         sha = self.sha256.text().strip()
         if sha:
             if not _SHA256.match(sha):
-                raise FieldError("sha256", f"must be 64 hex digits (0-9, a-f); it has {len(sha)} characters")
+                self.report("sha256", f"must be 64 hex digits (0-9, a-f); it has {len(sha)} characters")
             p["sha256"] = sha.lower()
         if self.filename.text().strip():
             p["filename"] = self.filename.text().strip()

@@ -10,7 +10,7 @@ replace it when the user picks another repetition there."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -27,7 +27,9 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QPushButton,
     QScrollArea,
+    QSizePolicy,
     QSpinBox,
     QTabWidget,
     QTimeEdit,
@@ -38,6 +40,9 @@ from PySide6.QtWidgets import (
 from core import InvalidSchedule, KindInfo, Schedule
 from core.jobs import PART_KINDS
 from core.schedules import describe, preview
+from desktop.dialogs.common import ask
+from desktop.dialogs.job_form import JobDialog, own
+from desktop.dialogs.jobs import DEDICATED, DIALOG_TITLES, for_schedule
 from desktop.dialogs.new_job import JobForm, NewJob
 from desktop.dialogs.simple_trigger import (
     CUSTOM,
@@ -123,14 +128,19 @@ class ScheduleDialog(QDialog):
         parent: QWidget | None = None,
         *,
         job: NewJob | None = None,
+        make_editor: Callable[[str, QWidget], Awaitable[JobDialog]] | None = None,
     ) -> None:
-        """`job` fills a new schedule's Job part (and its name) with a job made elsewhere."""
+        """`job` fills a new schedule's Job part (and its name) with a job made elsewhere.
+        `make_editor(kind, parent)` builds a built-in kind's own New-job dialog: the Job part
+        then offers to edit its job there (pickers, saved targets, presets)."""
         super().__init__(parent)
         editing = schedule is not None
         name(self, "scheduleDialog", "Edit schedule" if editing else "New schedule")
         self.setWindowTitle("Edit schedule" if editing else "New schedule")
         self.setMinimumWidth(560)
         self._now = now
+        self._make_editor = make_editor
+        self.job_editor: JobDialog | None = None  # the kind's own dialog, while it is open
         self._custom_cron: str | None = None  # an Advanced expression Simple cannot show
         self._custom_every: float | None = None
         self._syncing = False
@@ -251,6 +261,23 @@ class ScheduleDialog(QDialog):
         # its runs take the schedule's name (an older custom label is kept as it is)
         self.job_form.common.setRowVisible(self.job_form.label, False)
         jlay.addWidget(self.job_form)
+        erow = QHBoxLayout()
+        self.edit_job_button = QPushButton()
+        self.edit_job_button.setObjectName("scheduleEditJob")
+        self.edit_job_button.setAutoDefault(False)
+        self.edit_job_button.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
+        self.edit_job_button.clicked.connect(lambda: own(self, self._edit_in_own_dialog()))
+        erow.addWidget(self.edit_job_button)
+        self.edit_job_note = QLabel()
+        name(self.edit_job_note, "scheduleEditJobNote", "Why the job's own dialog cannot edit it")
+        self.edit_job_note.setProperty("role", "hint")
+        self.edit_job_note.setWordWrap(True)
+        self.edit_job_note.hide()
+        erow.addWidget(self.edit_job_note, 1)
+        erow.addStretch(0)
+        jlay.addLayout(erow)
+        self.job_form.kind.currentIndexChanged.connect(lambda _: self._show_edit_job())
+        self._show_edit_job()
         lay.addWidget(job_box)
         policy = QGroupBox("When runs are missed or overlap")
         policy.setObjectName("schedulePolicy")
@@ -301,6 +328,43 @@ class ScheduleDialog(QDialog):
         self._show_simple_controls()
         self.refresh()
         self.resize(640, 760)
+
+    # -- the job in its own dialog -----------------------------------------------------------
+
+    def _show_edit_job(self) -> None:
+        kind = str(self.job_form.kind.currentData() or "")
+        shown = self._make_editor is not None and kind in DEDICATED
+        self.edit_job_button.setVisible(shown)
+        self.edit_job_note.hide()
+        if shown:
+            title = DIALOG_TITLES.get(kind, kind)
+            self.edit_job_button.setText(f"Edit in the {title} dialog…")
+            self.edit_job_button.setAccessibleName(f"Edit the job in the {title} dialog")
+
+    async def _edit_in_own_dialog(self) -> None:
+        assert self._make_editor is not None
+        kind = str(self.job_form.kind.currentData() or "")
+        dialog = for_schedule(await self._make_editor(kind, self))
+        current = self.job_form.last_checked()
+        if current is not None and not dialog.load_job(current):
+            dialog.deleteLater()
+            title = DIALOG_TITLES.get(kind, kind)
+            self.edit_job_note.setText(
+                f"This job has settings the {title} dialog does not show: edit them here."
+            )
+            self.edit_job_note.show()
+            return
+        self.job_editor = dialog
+        try:
+            accepted = await ask(dialog) == JobDialog.DialogCode.Accepted
+            job = dialog.job() if accepted else None
+        finally:
+            dialog.deleteLater()
+            self.job_editor = None
+        if job is not None:
+            self.job_form.set_job(job.kind, job.payload, label=None, priority=job.priority, group=job.group)
+            if not self.name_edit.text().strip() and job.label:
+                self.name_edit.setText(job.label)
 
     # -- loading --------------------------------------------------------------------------
 

@@ -130,7 +130,7 @@ class MainWindow(QMainWindow):
         self.history_pane = HistoryPane(bridge, self.history_model, self.toast)
         self.panes.addWidget(self.queue_pane)
         self.panes.addWidget(self.history_pane)
-        self.schedules_pane = SchedulesPane(bridge)
+        self.schedules_pane = SchedulesPane(bridge, self.settings)
         self.panes.addWidget(self.schedules_pane)
         self.panes.currentChanged.connect(self._pane_shown)
         self.schedules_pane.run_selected.connect(self._history_current)

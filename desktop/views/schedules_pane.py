@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from PySide6.QtCore import QModelIndex, QPoint, Qt, QTimer, Signal
+from PySide6.QtCore import QModelIndex, QPoint, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -23,8 +23,10 @@ from PySide6.QtWidgets import (
 
 from core import KindInfo, Schedule, TaskdeckError
 from desktop.bridge import Bridge
+from desktop.dialogs import jobs as job_dialogs
 from desktop.dialogs.bandwidth import BandwidthDialog, status_text
 from desktop.dialogs.common import ask, confirm
+from desktop.dialogs.job_form import JobDialog
 from desktop.dialogs.new_job import NewJob
 from desktop.dialogs.schedule import ScheduleDialog
 from desktop.models.schedules import (
@@ -47,10 +49,11 @@ class SchedulesPane(QWidget):
 
     run_selected = Signal(object)
 
-    def __init__(self, bridge: Bridge, parent: QWidget | None = None) -> None:
+    def __init__(self, bridge: Bridge, settings: QSettings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         name(self, "schedulesPane", "Schedules")
         self.bridge = bridge
+        self.settings = settings  # the New-job dialogs' remembered choices
         self.model = ScheduleModel(bridge.now, self)
         self.model.setObjectName("scheduleModel")
         self.runs_model = ScheduleRunsModel(bridge.now, self)
@@ -335,11 +338,17 @@ class SchedulesPane(QWidget):
         if sid is not None:
             self.bridge.spawn(self._edit_flow(sid), "Edit schedule")
 
+    async def _job_dialog(self, kind: str, parent: QWidget) -> JobDialog:
+        """A built-in kind's own New-job dialog, for the schedule dialog's job."""
+        return await job_dialogs.make_dialog(kind, self.bridge, self.bridge.kinds(), self.settings, parent)
+
     async def _edit_flow(self, sid: int | None, job: NewJob | None = None) -> None:
         current = self.bridge.schedule(sid) if sid is not None else None
         if sid is not None and current is None:
             return
-        dialog = ScheduleDialog(self._kinds(), self.bridge.now, current, self, job=job)
+        dialog = ScheduleDialog(
+            self._kinds(), self.bridge.now, current, self, job=job, make_editor=self._job_dialog
+        )
         self.dialog = dialog
         try:
             if await ask(dialog) != ScheduleDialog.DialogCode.Accepted:

@@ -55,6 +55,37 @@ def test_given_a_new_dialog_then_what_is_missing_is_a_hint_and_only_a_wrong_valu
     d.reject()
 
 
+def test_given_a_new_dialog_then_every_field_it_still_needs_says_so_at_once(gui: Harness) -> None:
+    """Not one at a time: a user filling the form top to bottom sees all that is left."""
+    needs = {
+        ("resize.images", ResizeDialog): {
+            "inputs": "add photos or folders to resize",
+            "output_dir": "choose a folder for the resized copies",
+        },
+        ("files.copy", CopyDialog): {
+            "source": "choose the folder to copy",
+            "destination": "choose where to copy it",
+        },
+        ("upload.s3", UploadDialog): {
+            "inputs": "add files or folders to upload",
+            "bucket": "name the bucket",
+        },
+        ("download.http", DownloadDialog): {
+            "url": "type the address to download",
+            "output_dir": "choose the folder to save into",
+        },
+    }
+    for (kind, cls), expected in needs.items():
+        d = open_dialog(gui, kind, cls)
+        if isinstance(d, DownloadDialog):
+            d.output.setText("")  # (it opens on the last folder used)
+        assert {key: d.error_text(key) for key in expected} == expected, kind
+        assert not d.ok.isEnabled() and not d.schedule_button.isEnabled()
+        assert all(d.findChild(QLabel, f"error_{key}").property("role") == "hint" for key in expected)
+        d.reject()
+        gui.wait(lambda: gui.window.new_job_dialog is None)
+
+
 def test_given_the_resize_dialog_when_fields_are_wrong_then_add_is_disabled_and_the_field_says_why(
     gui: Harness, photos: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -517,3 +548,86 @@ def test_given_the_other_kind_dialog_when_schedule_is_pressed_then_new_schedule_
     pane.dialog.reject()
     gui.wait(lambda: pane.dialog is None)
     assert gui.engine.schedules.list() == []
+
+
+def test_given_a_job_when_loaded_into_its_own_dialog_then_the_dialog_makes_the_same_job(
+    gui: Harness, tmp_path: Path
+) -> None:
+    for kind, cls in (
+        ("resize.images", ResizeDialog),
+        ("files.copy", CopyDialog),
+        ("command.run", CommandDialog),
+        ("download.http", DownloadDialog),
+        ("upload.http", UploadDialog),
+        ("upload.s3", UploadDialog),
+    ):
+        d = open_dialog(gui, kind, cls)
+        if kind == "upload.s3":
+            d.inputs.add([str(tmp_path)])
+            d.bucket.setText("photos")
+            d.prefix.setText("trip/")
+            d.part_size.setValue(16)
+        else:
+            _fill(d, kind, tmp_path)
+        job = d.job()
+        assert job is not None, kind
+        d.reject()
+        gui.wait(lambda: gui.window.new_job_dialog is None)
+        again = open_dialog(gui, kind, cls)
+        assert again.load_job(job), kind
+        assert again.job() == job, kind
+        again.reject()
+        gui.wait(lambda: gui.window.new_job_dialog is None)
+
+
+def test_given_a_schedule_of_a_built_in_kind_when_edited_in_its_own_dialog_then_the_change_is_saved(
+    gui: Harness, tmp_path: Path
+) -> None:
+    from desktop.dialogs.schedule import ScheduleDialog
+
+    pane = gui.window.schedules_pane
+    payload = {"inputs": [str(tmp_path)], "output_dir": str(tmp_path / "out"), "quality": 70}
+    sid = gui.run(gui.engine.schedules.add("resize.images", payload, cron="0 2 * * *", name="Night resize"))
+    gui.window.show_pane(2)
+    gui.wait(lambda: pane.model.schedule(sid) is not None)
+    pane.select_schedule(sid)
+    pane.edit_selected()
+    gui.wait(lambda: isinstance(pane.dialog, ScheduleDialog) and pane.dialog.isVisible())
+    sd: ScheduleDialog = pane.dialog
+    assert sd.edit_job_button.isVisible() and sd.edit_job_button.text() == "Edit in the Resize photos dialog…"
+    sd.edit_job_button.click()
+    gui.wait(lambda: isinstance(sd.job_editor, ResizeDialog) and sd.job_editor.isVisible())
+    editor: ResizeDialog = sd.job_editor
+    assert editor.ok.text() == "Use this job" and not editor.schedule_button.isVisible()
+    assert editor.inputs.paths() == [str(tmp_path)] and editor.quality.value() == 70
+    assert not editor.for_drops.isVisible()  # dropped files go to the queue
+    editor.max_width.setValue(800)
+    editor.ok.click()
+    gui.wait(lambda: sd.job_editor is None)
+    assert sd.draft().payload == {**payload, "format": "keep", "max_width": 800}
+    sd.save_button.click()
+    gui.wait(lambda: pane.dialog is None)
+    gui.wait(lambda: gui.engine.schedules.get(sid).payload.get("max_width") == 800)
+    assert gui.window.queue_model.top_level_ids() == []
+
+
+def test_given_a_payload_its_own_dialog_cannot_show_when_edit_is_pressed_then_it_says_so(
+    gui: Harness,
+) -> None:
+    from desktop.dialogs.schedule import ScheduleDialog
+
+    pane = gui.window.schedules_pane
+    sid = gui.run(gui.engine.schedules.add("command.run", {"argv": ["true"], "timeout": 2.5}, every=3600.0))
+    gui.window.show_pane(2)
+    gui.wait(lambda: pane.model.schedule(sid) is not None)
+    pane.select_schedule(sid)
+    pane.edit_selected()
+    gui.wait(lambda: isinstance(pane.dialog, ScheduleDialog) and pane.dialog.isVisible())
+    sd: ScheduleDialog = pane.dialog
+    sd.edit_job_button.click()  # its time limit is whole seconds: 2.5 s would become 2
+    gui.wait(lambda: sd.edit_job_note.isVisible())
+    assert (
+        sd.edit_job_note.text() == "This job has settings the Command dialog does not show: edit them here."
+    )
+    assert sd.job_editor is None and sd.draft().payload == {"argv": ["true"], "timeout": 2.5}
+    sd.reject()
