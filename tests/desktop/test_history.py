@@ -52,6 +52,7 @@ def test_H02_clear_history_states_the_count_and_can_be_undone(gui, tmp_path: Pat
     running = gui.submit("test.gate", {"gate": "h2"}, label="still running")
     for i in ids:
         gui.wait_text(i, "Completed")
+    gui.wait_text(running, "Running")  # (it may start after the others end, on a loaded machine)
     w = gui.window
     w.show_pane(1)
     hist = w.history_pane
