@@ -469,13 +469,17 @@ class UploadDialog(JobDialog):
 
     def load(self, payload: dict[str, Any]) -> None:
         """An upload.s3 payload if it names a bucket, else an upload.http one."""
-        s3 = "bucket" in payload
-        target = Target.from_json("", {**payload, "kind": "s3" if s3 else "http"})
-        saved = next((t for t in self._targets.values() if t.payload(payload.get("inputs") or []) == {
-            k: v for k, v in payload.items() if k != "bandwidth_limit"}), None)  # fmt: skip
-        self.target.setCurrentIndex(max(0, self.target.findData(saved.name if saved else "")))
-        self._show_target(saved or target)
-        self.inputs.set_paths([str(p) for p in payload.get("inputs") or []])
+        inputs = [str(p) for p in payload.get("inputs") or []]
+        sent = {k: v for k, v in payload.items() if k != "bandwidth_limit"}  # a target's part
+        saved = [t.name for t in self._targets.values() if t.payload(inputs) == sent]
+        self.target.blockSignals(True)  # (one _target_chosen below, changed or not)
+        self.target.setCurrentIndex(max(0, self.target.findData(saved[0] if saved else "")))
+        self.target.blockSignals(False)
+        self._target_chosen()  # shows a saved target; else the fields show the payload's own
+        if not saved:
+            kind = "s3" if "bucket" in payload else "http"
+            self._show_target(Target.from_json("", {**payload, "kind": kind}))
+        self.inputs.set_paths(inputs)
         self.speed.setValue(int(payload.get("bandwidth_limit") or 0) // KB)
 
     def payload(self) -> dict[str, Any]:

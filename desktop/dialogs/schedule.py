@@ -309,10 +309,7 @@ class ScheduleDialog(QDialog):
         else:
             self.repeat.setCurrentIndex(self.repeat.findData(DAILY))
             if job is not None:
-                self.name_edit.setText(job.label or "")
-                self.job_form.set_job(
-                    job.kind, job.payload, label=None, priority=job.priority, group=job.group
-                )
+                self._use_job(job)
         # wiring (after loading: loading is not the user choosing)
         self.repeat.currentIndexChanged.connect(lambda _: self._simple_changed(user=True))
         # only choosing a repetition replaces a custom expression; the other controls are
@@ -362,9 +359,13 @@ class ScheduleDialog(QDialog):
             dialog.deleteLater()
             self.job_editor = None
         if job is not None:
-            self.job_form.set_job(job.kind, job.payload, label=None, priority=job.priority, group=job.group)
-            if not self.name_edit.text().strip() and job.label:
-                self.name_edit.setText(job.label)
+            self._use_job(job)
+
+    def _use_job(self, job: NewJob) -> None:
+        """Run `job`; its name names the schedule unless the schedule has one already."""
+        self.job_form.set_job(job.kind, job.payload, label=None, priority=job.priority, group=job.group)
+        if not self.name_edit.text().strip() and job.label:
+            self.name_edit.setText(job.label)
 
     # -- loading --------------------------------------------------------------------------
 

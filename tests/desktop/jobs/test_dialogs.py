@@ -16,8 +16,12 @@ from core.jobs.net import credentials
 from desktop import targets
 from desktop.dialogs.local_jobs import CommandDialog, CopyDialog, ResizeDialog
 from desktop.dialogs.net_jobs import CredentialsDialog, DownloadDialog, UploadDialog
+from desktop.dialogs.new_job import NewJob
 from desktop.models.roles import QueueColumn
 from tests.desktop.conftest import Harness
+from tests.desktop.test_schedules import add as add_schedule
+from tests.desktop.test_schedules import open_dialog as open_schedule_dialog
+from tests.desktop.test_schedules import pane_of as schedules_pane
 from tests.net.servers import DavServer, FileServer, MotoServer
 
 WEB = "Web 1600px JPEG q85"
@@ -580,20 +584,21 @@ def test_given_a_job_when_loaded_into_its_own_dialog_then_the_dialog_makes_the_s
         gui.wait(lambda: gui.window.new_job_dialog is None)
 
 
+def edit_schedule(gui: Harness, kind: str, payload: Any, **options: Any) -> tuple[int, Any]:
+    """A schedule added to the engine, open in Edit schedule: (its id, the dialog)."""
+    sid = add_schedule(gui, kind, payload, **options)
+    pane = schedules_pane(gui)
+    gui.wait(lambda: pane.model.schedule(sid) is not None)
+    pane.select_schedule(sid)
+    return sid, open_schedule_dialog(gui, pane, edit=True)
+
+
 def test_given_a_schedule_of_a_built_in_kind_when_edited_in_its_own_dialog_then_the_change_is_saved(
     gui: Harness, tmp_path: Path
 ) -> None:
-    from desktop.dialogs.schedule import ScheduleDialog
-
-    pane = gui.window.schedules_pane
     payload = {"inputs": [str(tmp_path)], "output_dir": str(tmp_path / "out"), "quality": 70}
-    sid = gui.run(gui.engine.schedules.add("resize.images", payload, cron="0 2 * * *", name="Night resize"))
-    gui.window.show_pane(2)
-    gui.wait(lambda: pane.model.schedule(sid) is not None)
-    pane.select_schedule(sid)
-    pane.edit_selected()
-    gui.wait(lambda: isinstance(pane.dialog, ScheduleDialog) and pane.dialog.isVisible())
-    sd: ScheduleDialog = pane.dialog
+    sid, sd = edit_schedule(gui, "resize.images", payload, cron="0 2 * * *", name="Night resize")
+    pane = gui.window.schedules_pane
     assert sd.edit_job_button.isVisible() and sd.edit_job_button.text() == "Edit in the Resize photos dialog…"
     sd.edit_job_button.click()
     gui.wait(lambda: isinstance(sd.job_editor, ResizeDialog) and sd.job_editor.isVisible())
@@ -614,16 +619,7 @@ def test_given_a_schedule_of_a_built_in_kind_when_edited_in_its_own_dialog_then_
 def test_given_a_payload_its_own_dialog_cannot_show_when_edit_is_pressed_then_it_says_so(
     gui: Harness,
 ) -> None:
-    from desktop.dialogs.schedule import ScheduleDialog
-
-    pane = gui.window.schedules_pane
-    sid = gui.run(gui.engine.schedules.add("command.run", {"argv": ["true"], "timeout": 2.5}, every=3600.0))
-    gui.window.show_pane(2)
-    gui.wait(lambda: pane.model.schedule(sid) is not None)
-    pane.select_schedule(sid)
-    pane.edit_selected()
-    gui.wait(lambda: isinstance(pane.dialog, ScheduleDialog) and pane.dialog.isVisible())
-    sd: ScheduleDialog = pane.dialog
+    _, sd = edit_schedule(gui, "command.run", {"argv": ["true"], "timeout": 2.5}, every=3600.0)
     sd.edit_job_button.click()  # its time limit is whole seconds: 2.5 s would become 2
     gui.wait(lambda: sd.edit_job_note.isVisible())
     assert (
@@ -631,3 +627,17 @@ def test_given_a_payload_its_own_dialog_cannot_show_when_edit_is_pressed_then_it
     )
     assert sd.job_editor is None and sd.draft().payload == {"argv": ["true"], "timeout": 2.5}
     sd.reject()
+
+
+def test_given_a_payload_sent_to_a_saved_target_when_loaded_then_that_target_is_chosen(
+    gui: Harness, tmp_path: Path
+) -> None:
+    target = targets.Target(name="Site", kind="http", url="http://127.0.0.1:9/site/", headers=(("X-A", "1"),))
+    gui.run(targets.save(gui.engine, target))
+    d = open_dialog(gui, "upload.http", UploadDialog)
+    assert d.job() is None  # nothing chosen yet
+    payload = {**target.payload([str(tmp_path)]), "bandwidth_limit": 200_000}
+    assert d.load_job(NewJob("upload.http", payload, None, 64, None))
+    assert d.target.currentData() == "Site" and d.delete_target.isEnabled()
+    assert d.url.text() == target.url and d.speed.value() == 200
+    d.reject()
